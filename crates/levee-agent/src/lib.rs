@@ -1,1 +1,15 @@
-//! placeholder
+//! The Levee agent as a library: configuration ([`config`]), the run loop
+//! ([`runtime`]), the event sink ([`sink`]), baseline persistence ([`state`]),
+//! the kernel tick source ([`kernel`]) and the `levee watch` formatter ([`watch`]).
+//! The `levee` binary only parses flags and wires these together.
+
+pub mod config;
+pub mod kernel;
+pub mod runtime;
+pub mod sink;
+pub mod state;
+pub mod tomlread;
+pub mod watch;
+
+pub use config::{AgentConfig, ConfigError, Overrides};
+pub use runtime::{Agent, TickResult, TickSource};

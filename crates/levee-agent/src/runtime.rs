@@ -1,0 +1,361 @@
+//! The agent's loop: every tick, read the counters, feed the detector, emit what
+//! it says, and keep the baseline snapshot fresh. Stops cleanly (snapshot saved,
+//! `agent_stopped` emitted) when the stop flag is raised.
+//!
+//! Timing lives here and only here: the detector sees the timestamps carried by
+//! observations, never a clock.
+
+use crate::config::AgentConfig;
+use crate::sink::{EventSink, SinkError};
+use crate::state::{StateDir, StateError, Unusable};
+use levee_detector::{Detector, DetectorOutput};
+use levee_model::{Event, EventBody, TickObservation};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What one read of the counters yields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TickResult {
+    /// Rates since the previous read; `None` on the first read.
+    pub obs: Option<TickObservation>,
+    /// Interfaces renamed since the previous read: (old, new).
+    pub renames: Vec<(String, String)>,
+    /// Interfaces present in this read.
+    pub interfaces: Vec<String>,
+    /// Sources that failed this read: (source, error). The others still count.
+    pub errors: Vec<(String, String)>,
+}
+
+/// The seam between the loop and the kernel: real counters in production, a
+/// script in tests, a recording in a replay.
+pub trait TickSource {
+    fn tick(&mut self) -> TickResult;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A random seed for incident ids, from the standard library's per-process keys.
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(unix_now_ms() as u64);
+    h.finish()
+}
+
+pub struct Agent {
+    cfg: AgentConfig,
+    detector: Detector,
+    sink: EventSink,
+    state: StateDir,
+    source: Box<dyn TickSource>,
+    stop: Arc<AtomicBool>,
+    /// The last error text per source, so a persistent failure is one event, not ten a second.
+    last_errors: Vec<(String, String)>,
+}
+
+impl Agent {
+    pub fn new(
+        cfg: AgentConfig,
+        source: Box<dyn TickSource>,
+        sink: EventSink,
+        stop: Arc<AtomicBool>,
+        seed: u64,
+    ) -> Result<Self, RunError> {
+        let state = StateDir::open(&cfg.state_dir)?;
+        let detector = Detector::new(cfg.detector.clone(), seed);
+        Ok(Agent {
+            cfg,
+            detector,
+            sink,
+            state,
+            source,
+            stop,
+            last_errors: Vec::new(),
+        })
+    }
+
+    fn emit(&mut self, unix_ms: i64, body: EventBody) -> Result<(), RunError> {
+        let ev = Event::new(unix_ms, self.cfg.node.clone(), body);
+        Ok(self.sink.emit(&ev)?)
+    }
+
+    /// Loads the saved baseline; returns the per-second samples restored.
+    fn restore(&mut self) -> u64 {
+        match self
+            .state
+            .load_snapshot(unix_now_ms(), self.cfg.snapshot_max_age)
+        {
+            Ok(None) => 0,
+            Ok(Some(snap)) => match self.detector.restore(&snap) {
+                Ok(r) => {
+                    tracing::info!(
+                        series = r.series,
+                        samples = r.max_samples,
+                        "baseline restored"
+                    );
+                    r.max_samples
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; learning afresh");
+                    0
+                }
+            },
+            Err(Unusable::Stale { age }) => {
+                tracing::warn!(
+                    "baseline snapshot is {} old (snapshot_max_age {}); learning afresh",
+                    humantime::format_duration(Duration::from_secs(age.as_secs())),
+                    humantime::format_duration(self.cfg.snapshot_max_age)
+                );
+                0
+            }
+            Err(Unusable::Corrupt { moved_to, reason }) => {
+                tracing::warn!(
+                    "baseline snapshot unreadable ({reason}); moved to {}; learning afresh",
+                    moved_to.display()
+                );
+                0
+            }
+        }
+    }
+
+    fn save(&mut self) {
+        if let Err(e) = self
+            .state
+            .save_snapshot(&self.detector.snapshot(unix_now_ms()))
+        {
+            // Losing a snapshot costs relearning after a restart, not detection now.
+            tracing::warn!("{e}");
+        }
+    }
+
+    fn handle(&mut self, r: TickResult) -> Result<(), RunError> {
+        let now = r.obs.as_ref().map_or_else(unix_now_ms, |o| o.unix_ms);
+        for (source, error) in &r.errors {
+            let known = self
+                .last_errors
+                .iter()
+                .any(|(s, e)| s == source && e == error);
+            if !known {
+                tracing::warn!(source = %source, "{error}");
+                self.emit(
+                    now,
+                    EventBody::SourceError {
+                        source_name: source.clone(),
+                        error: error.clone(),
+                    },
+                )?;
+            }
+        }
+        self.last_errors = r.errors;
+        for (old, new) in &r.renames {
+            tracing::info!("interface {old} renamed to {new}; its baseline follows");
+            self.detector.rename_interface(old, new);
+        }
+        if let Some(obs) = r.obs {
+            for out in self.detector.observe(&obs) {
+                let body = match out {
+                    DetectorOutput::BaselineReady { series } => EventBody::BaselineReady { series },
+                    DetectorOutput::Started(i) => EventBody::IncidentStarted(i),
+                    DetectorOutput::Updated(i) => EventBody::IncidentUpdated(i),
+                    DetectorOutput::Resolved(info, summary) => {
+                        EventBody::IncidentResolved { info, summary }
+                    }
+                };
+                self.emit(obs.unix_ms, body)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until the stop flag is raised (then parks are cut short by an unpark
+    /// of this thread), or `max_ticks` reads when given (tests, replays).
+    pub fn run(mut self, max_ticks: Option<u64>) -> Result<(), RunError> {
+        let restored = self.restore();
+        let first = self.source.tick();
+        self.emit(
+            unix_now_ms(),
+            EventBody::AgentStarted {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                tick_ms: self.cfg.tick.as_millis() as u64,
+                baseline_warmup_s: self.cfg.baseline_warmup.as_secs(),
+                restored_samples: restored,
+                interfaces: first.interfaces.clone(),
+            },
+        )?;
+        self.handle(first)?;
+        let tick = self.cfg.tick;
+        let mut next = Instant::now() + tick;
+        let mut last_save = Instant::now();
+        let mut ticks = 1u64;
+        let reason = loop {
+            if self.stop.load(Ordering::SeqCst) {
+                break "signal";
+            }
+            if max_ticks.is_some_and(|m| ticks >= m) {
+                break "tick limit";
+            }
+            let now = Instant::now();
+            if now < next {
+                std::thread::park_timeout(next - now);
+                continue;
+            }
+            // A stalled process (suspended VM, SIGSTOP) skips the missed ticks
+            // instead of firing them back to back.
+            next = if now - next > tick {
+                now + tick
+            } else {
+                next + tick
+            };
+            let r = self.source.tick();
+            self.handle(r)?;
+            ticks += 1;
+            if last_save.elapsed() >= self.cfg.snapshot_interval {
+                self.save();
+                last_save = Instant::now();
+            }
+        };
+        self.save();
+        self.emit(
+            unix_now_ms(),
+            EventBody::AgentStopped {
+                reason: reason.to_string(),
+            },
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+    use levee_model::InterfaceRates;
+
+    /// Replays scripted rates with synthetic timestamps 100 ms apart.
+    struct Script {
+        rates: Vec<f64>,
+        i: usize,
+    }
+
+    impl TickSource for Script {
+        fn tick(&mut self) -> TickResult {
+            let i = self.i;
+            self.i += 1;
+            let obs = (i > 0).then(|| TickObservation {
+                unix_ms: 1_795_225_450_000 + i as i64 * 100,
+                dt: 0.1,
+                interfaces: vec![InterfaceRates {
+                    name: "eth0".into(),
+                    rx_pps: self.rates.get(i).copied().unwrap_or(0.0),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            let errors = if i == 3 || i == 4 {
+                vec![("/proc/net/snmp".into(), "gone".into())]
+            } else {
+                vec![]
+            };
+            TickResult {
+                obs,
+                interfaces: vec!["eth0".into()],
+                errors,
+                ..Default::default()
+            }
+        }
+    }
+
+    fn run(dir: &std::path::Path, rates: Vec<f64>, warmup_s: u64) -> Vec<serde_json::Value> {
+        let o = Overrides {
+            tick: Some(Duration::from_millis(100)),
+            baseline_warmup: Some(Duration::from_secs(warmup_s)),
+            quiet_period: Some(Duration::from_secs(1)),
+            state_dir: Some(dir.to_path_buf()),
+            node: Some("t".into()),
+            ..Default::default()
+        };
+        let cfg = AgentConfig::from_parts(None, None, &o).unwrap();
+        let n = rates.len() as u64;
+        let sink = EventSink::open(&cfg.events_file, None).unwrap();
+        let agent = Agent::new(
+            cfg,
+            Box::new(Script { rates, i: 0 }),
+            sink,
+            Arc::new(AtomicBool::new(false)),
+            5,
+        )
+        .unwrap();
+        agent.run(Some(n)).unwrap();
+        std::fs::read_to_string(dir.join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn kinds(evs: &[serde_json::Value]) -> Vec<String> {
+        evs.iter()
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn lifecycle_is_logged_and_baseline_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        // 3 s of 3 kpps (warm-up 2 s), 2 s flood, 2 s calm.
+        let mut rates = vec![3_000.0; 30];
+        rates.extend(vec![300_000.0; 20]);
+        rates.extend(vec![3_000.0; 20]);
+        let evs = run(dir.path(), rates, 2);
+        let k = kinds(&evs);
+        assert_eq!(k.first().map(String::as_str), Some("agent_started"));
+        assert_eq!(
+            k.iter().filter(|e| *e == "source_error").count(),
+            1,
+            "a repeated error is one event"
+        );
+        for want in [
+            "baseline_ready",
+            "incident_started",
+            "incident_updated",
+            "incident_resolved",
+        ] {
+            assert!(k.iter().any(|e| e == want), "no {want} in {k:?}");
+        }
+        assert_eq!(k.last().map(String::as_str), Some("agent_stopped"));
+        assert!(evs
+            .iter()
+            .all(|e| e["node"] == "t" && e["ts"].as_str().unwrap().ends_with('Z')));
+        assert_eq!(evs[0]["restored_samples"], 0);
+
+        // Second run on the same state dir: the baseline comes back.
+        let evs2 = run(dir.path(), vec![3_000.0; 5], 2);
+        let started = evs2
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "agent_started")
+            .unwrap();
+        assert!(
+            started["restored_samples"].as_u64().unwrap() >= 3,
+            "{started}"
+        );
+        assert!(
+            kinds(&evs2).iter().any(|e| e == "baseline_ready"),
+            "warm at once after restore"
+        );
+    }
+}
