@@ -1,1 +1,52 @@
-fn main() {}
+//! The `levee` command: parses flags, sets up logging and signals, and hands
+//! over to the libraries. Subcommands live in their own modules.
+
+mod cmd_agent;
+mod cmd_watch;
+mod signals;
+
+use clap::{Parser, Subcommand};
+use is_terminal::IsTerminal;
+
+/// Levee detects DDoS attacks on Linux servers in under a second and says what
+/// they are. Events are JSON lines on stdout; logs go to stderr.
+#[derive(Parser)]
+#[command(name = "levee", version, about, propagate_version = true)]
+struct Cli {
+    /// Log filter for stderr, e.g. `info`, `debug`, `levee_agent=debug`.
+    #[arg(long, global = true, env = "LEVEE_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the detection agent on this host: learn baselines, print incidents.
+    Agent(cmd_agent::AgentArgs),
+    /// Live per-interface packet and bit rates, protocol mix and connections.
+    Watch(cmd_watch::WatchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Agent(a) => cmd_agent::run(a),
+        Command::Watch(w) => cmd_watch::run(w),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("levee: error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
