@@ -25,6 +25,10 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     pub events_file: PathBuf,
     pub snapshot_interval: Duration,
+    /// How often TCP sockets are counted over sock_diag. Counting costs the kernel
+    /// about 1 ms per 10k established sockets, too much for every 100 ms tick on a
+    /// busy server; between counts the last one is repeated.
+    pub conn_interval: Duration,
     /// A snapshot older than this is ignored at start (the traffic it learnt is stale).
     pub snapshot_max_age: Duration,
     pub detector: DetectorSettings,
@@ -103,6 +107,7 @@ impl AgentConfig {
             events_file: state_dir.join("events.jsonl"),
             state_dir,
             snapshot_interval: Duration::from_secs(10),
+            conn_interval: Duration::from_secs(1),
             snapshot_max_age: Duration::from_secs(7 * 86_400),
             detector: DetectorSettings::default(),
             source: None,
@@ -200,6 +205,9 @@ impl AgentConfig {
                 Duration::from_secs(3600),
             ) {
                 self.snapshot_interval = v;
+            }
+            if let Some(v) = a.duration("conn_interval", Duration::ZERO, Duration::from_secs(60)) {
+                self.conn_interval = v;
             }
             if let Some(v) = a.duration(
                 "snapshot_max_age",
@@ -353,6 +361,7 @@ mod tests {
             "state_dir",
             "events_file",
             "snapshot_interval",
+            "conn_interval",
             "snapshot_max_age",
             "multiplier",
             "window",

@@ -12,18 +12,22 @@ pub struct KernelTicks {
 
 impl KernelTicks {
     pub fn new(cfg: &AgentConfig) -> Result<Self, levee_sources::SourceError> {
-        Self::with_interfaces(&cfg.interfaces)
+        Self::with_interfaces(&cfg.interfaces, cfg.conn_interval.as_millis() as u64)
     }
 
     /// Watches `names`, or every interface but loopback when empty. A named
     /// interface that does not exist yet is watched from when it appears.
-    pub fn with_interfaces(names: &[String]) -> Result<Self, levee_sources::SourceError> {
+    /// Connections are counted at most every `conn_interval_ms`.
+    pub fn with_interfaces(
+        names: &[String],
+        conn_interval_ms: u64,
+    ) -> Result<Self, levee_sources::SourceError> {
         let filter = if names.is_empty() {
             InterfaceFilter::AllExceptLoopback
         } else {
             InterfaceFilter::Only(names.to_vec())
         };
-        let mut source = KernelSource::system(filter);
+        let mut source = KernelSource::system(filter).with_conn_interval_ms(conn_interval_ms);
         // Probe once so an unreadable /proc fails at start with its path, not
         // as a stream of per-tick errors.
         let probe = source.sample()?;

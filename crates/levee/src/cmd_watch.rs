@@ -32,7 +32,7 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
         anyhow::bail!("--interval must be at least 100ms");
     }
     let stop = crate::signals::stop_flag()?;
-    let mut src = KernelTicks::with_interfaces(&a.interfaces)
+    let mut src = KernelTicks::with_interfaces(&a.interfaces, 0)
         .context("opening the kernel counter sources")?;
     let tty = !a.json && std::io::stdout().is_terminal();
     let mut out = std::io::stdout().lock();
