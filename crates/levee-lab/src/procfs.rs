@@ -1,0 +1,207 @@
+//! Reading a process's CPU time and memory, and interface counters, from /proc.
+//!
+//! CPU time is the sum over the process's threads of the first field of
+//! `/proc/<pid>/task/<tid>/schedstat` (nanoseconds on a CPU), which is far finer
+//! than `/proc/<pid>/stat`'s utime + stime (clock ticks, usually 10 ms); the
+//! latter is the fallback when schedstat is unavailable. Threads that exit
+//! between two samples take their time with them, so for processes that start
+//! and stop threads the delta is a lower bound. `/proc/<pid>/status` gives
+//! VmRSS and VmHWM in kB.
+//! `/proc/<pid>/net/dev` shows the interfaces of *that process's* network
+//! namespace, so with the agent's pid we read the victim namespace's counters
+//! without forking anything.
+
+use crate::error::{LabError, Result};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// CPU time and memory of a process at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcSample {
+    pub at: Instant,
+    /// User + system CPU time, all threads.
+    pub cpu: Duration,
+    /// Resident set size now, kB.
+    pub rss_kb: u64,
+    /// Peak resident set size, kB.
+    pub hwm_kb: u64,
+}
+
+impl ProcSample {
+    /// CPU use between `earlier` and `self`, in percent of one core.
+    pub fn cpu_percent_since(&self, earlier: &ProcSample) -> f64 {
+        let wall = self.at.saturating_duration_since(earlier.at).as_secs_f64();
+        if wall <= 0.0 {
+            return 0.0;
+        }
+        let cpu = self.cpu.saturating_sub(earlier.cpu).as_secs_f64();
+        100.0 * cpu / wall
+    }
+}
+
+/// Samples `/proc/<pid>/stat` and `/proc/<pid>/status`.
+pub fn sample(pid: u32) -> Result<ProcSample> {
+    let at = Instant::now();
+    let stat_path = PathBuf::from(format!("/proc/{pid}/stat"));
+    let stat =
+        std::fs::read_to_string(&stat_path).map_err(|e| LabError::io("read", &stat_path, e))?;
+    let ticks = parse_stat_cpu_ticks(&stat).ok_or_else(|| LabError::Parse {
+        path: stat_path.clone(),
+        detail: "no utime/stime fields".into(),
+    })?;
+    let status_path = PathBuf::from(format!("/proc/{pid}/status"));
+    let status =
+        std::fs::read_to_string(&status_path).map_err(|e| LabError::io("read", &status_path, e))?;
+    Ok(ProcSample {
+        at,
+        cpu: schedstat_cpu(pid).unwrap_or_else(|| ticks_to_duration(ticks)),
+        rss_kb: parse_status_kb(&status, "VmRSS").unwrap_or(0),
+        hwm_kb: parse_status_kb(&status, "VmHWM").unwrap_or(0),
+    })
+}
+
+/// Sum of on-CPU nanoseconds over `/proc/<pid>/task/*/schedstat`.
+fn schedstat_cpu(pid: u32) -> Option<Duration> {
+    let mut total: u64 = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = entry.ok()?.path().join("schedstat");
+        // A thread may exit between listing and reading: skip it.
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            total += parse_schedstat_ns(&text)?;
+        }
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// The first field of a schedstat line (time spent on the CPU, ns).
+pub fn parse_schedstat_ns(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+fn ticks_to_duration(ticks: u64) -> Duration {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    Duration::from_nanos(ticks.saturating_mul(1_000_000_000 / hz))
+}
+
+/// utime + stime (clock ticks) from a `/proc/<pid>/stat` line. The command
+/// name (field 2) may contain spaces and parentheses, so fields are counted
+/// after the last `)`.
+pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    // After ")": field 3 (state) is index 0, so utime (14) is index 11.
+    let mut fields = after.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// A `kB` value such as `VmRSS:   1234 kB` from `/proc/<pid>/status`.
+pub fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
+    status.lines().find_map(|l| {
+        let rest = l.strip_prefix(key)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// One interface's receive and transmit counters from `/proc/net/dev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetDevRow {
+    pub name: String,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_drop: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+}
+
+/// Parses `/proc/net/dev` (two header lines, then `name: 16 numbers`).
+pub fn parse_net_dev(text: &str) -> Vec<NetDevRow> {
+    text.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let v: Vec<u64> = rest
+                .split_whitespace()
+                .map(|x| x.parse().ok())
+                .collect::<Option<Vec<_>>>()?;
+            if v.len() < 16 {
+                return None;
+            }
+            Some(NetDevRow {
+                name: name.trim().to_string(),
+                rx_bytes: v[0],
+                rx_packets: v[1],
+                rx_drop: v[3],
+                tx_bytes: v[8],
+                tx_packets: v[9],
+            })
+        })
+        .collect()
+}
+
+/// The counters of `iface` in the network namespace of process `pid`.
+pub fn net_dev_of_pid(pid: u32, iface: &str) -> Result<NetDevRow> {
+    let path = PathBuf::from(format!("/proc/{pid}/net/dev"));
+    let text = std::fs::read_to_string(&path).map_err(|e| LabError::io("read", &path, e))?;
+    find_iface(&text, iface).ok_or_else(|| LabError::Parse {
+        path,
+        detail: format!("no interface {iface}"),
+    })
+}
+
+/// The row of `iface` in `/proc/net/dev` text.
+pub fn find_iface(text: &str, iface: &str) -> Option<NetDevRow> {
+    parse_net_dev(text).into_iter().find(|r| r.name == iface)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_comm() {
+        let stat = "1234 (le vee) (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 3 0 12345 1000 200";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(22));
+        assert_eq!(parse_stat_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn schedstat() {
+        assert_eq!(parse_schedstat_ns("123456789 2000 17\n"), Some(123_456_789));
+        assert_eq!(parse_schedstat_ns(""), None);
+    }
+
+    #[test]
+    fn status_kb() {
+        let s = "Name:\tlevee\nVmHWM:\t   9000 kB\nVmRSS:\t    8123 kB\n";
+        assert_eq!(parse_status_kb(s, "VmRSS"), Some(8123));
+        assert_eq!(parse_status_kb(s, "VmHWM"), Some(9000));
+        assert_eq!(parse_status_kb(s, "VmSwap"), None);
+    }
+
+    #[test]
+    fn net_dev() {
+        let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\nlv-vic0: 74381238 1377427    0    5    0     0          0         0 74381 13774    0    0    0     0       0          0\n";
+        let r = find_iface(text, "lv-vic0").unwrap();
+        assert_eq!(r.rx_packets, 1_377_427);
+        assert_eq!(r.rx_bytes, 74_381_238);
+        assert_eq!(r.rx_drop, 5);
+        assert_eq!(r.tx_packets, 13_774);
+        assert_eq!(parse_net_dev(text).len(), 2);
+    }
+
+    #[test]
+    fn sample_self() {
+        let a = sample(std::process::id()).unwrap();
+        assert!(a.rss_kb > 0);
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let b = sample(std::process::id()).unwrap();
+        assert!(b.cpu >= a.cpu);
+        assert!(b.cpu_percent_since(&a) >= 0.0);
+    }
+}
