@@ -159,7 +159,7 @@ fn flood_detect_resolve(
     );
     assert!(ratio > 1.0, "ratio {ratio} not > 1: {}", started.value);
     let id = started.str("incident_id").expect("incident_id").to_string();
-    note_protocol_metric(kind, &started);
+    assert_protocol_metric(kind, &started);
 
     flood
         .wait()
@@ -189,9 +189,9 @@ fn flood_detect_resolve(
     latency
 }
 
-/// Prints a note (not a failure: the contract only promises detection) when
-/// the incident does not name the flood's protocol metric.
-fn note_protocol_metric(kind: FloodKind, started: &ReceivedEvent) {
+/// The incident must name the flood's protocol metric among its metrics: the
+/// protocol counters see the same packets as the interface, in the same tick.
+fn assert_protocol_metric(kind: FloodKind, started: &ReceivedEvent) {
     let want = match kind {
         FloodKind::Syn | FloodKind::Ack | FloodKind::Rst => "tcp_pps",
         FloodKind::Udp => "udp_pps",
@@ -201,12 +201,11 @@ fn note_protocol_metric(kind: FloodKind, started: &ReceivedEvent) {
         .as_array()
         .map(|a| a.iter().filter_map(|m| m["metric"].as_str()).collect())
         .unwrap_or_default();
-    if !names.contains(&want) {
-        println!(
-            "NOTE: {} flood incident has no {want} among its metrics {names:?}",
-            kind.name()
-        );
-    }
+    assert!(
+        names.contains(&want),
+        "{} flood incident has no {want} among its metrics {names:?}",
+        kind.name()
+    );
 }
 
 /// Stops the agent with SIGTERM and checks `agent_stopped`.

@@ -84,6 +84,8 @@ pub struct TickObservation {
     pub interfaces: Vec<InterfaceRates>,
     /// Host-wide TCP segments in per second.
     pub tcp_pps: f64,
+    /// Host-wide UDP datagrams received per second: delivered, to closed ports
+    /// and dropped (a flood at a closed port is still a flood).
     pub udp_pps: f64,
     pub icmp_pps: f64,
     /// TCP passive opens (accepted handshakes) per second.

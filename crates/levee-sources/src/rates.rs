@@ -142,7 +142,12 @@ fn tick(prev: &Reference, cur: &RawSample) -> RateTick {
         dt,
         interfaces,
         tcp_pps: rate(a.tcp_in_segs, b.tcp_in_segs),
-        udp_pps: rate(a.udp_in_datagrams, b.udp_in_datagrams),
+        // Every datagram UDP received: delivered (InDatagrams), to a closed port
+        // (NoPorts: what a flood at a random port mostly is) and dropped
+        // (InErrors). Counting InDatagrams alone misses most UDP floods.
+        udp_pps: rate(a.udp_in_datagrams, b.udp_in_datagrams)
+            + rate(a.udp_no_ports, b.udp_no_ports)
+            + rate(a.udp_in_errors, b.udp_in_errors),
         icmp_pps: rate(a.icmp_in_msgs, b.icmp_in_msgs),
         tcp_opens_ps: rate(a.tcp_passive_opens, b.tcp_passive_opens),
         udp_no_ports_ps: rate(a.udp_no_ports, b.udp_no_ports),
@@ -263,7 +268,8 @@ mod tests {
         assert_eq!(o.interfaces[0].rx_pps, 1_000.0);
         assert_eq!(o.interfaces[0].rx_bps, 50_000.0 * 8.0 / 0.5);
         assert_eq!(o.tcp_pps, 100.0);
-        assert_eq!(o.udp_pps, 20.0);
+        // Delivered 10 + no port 1 + errors 4, over 0.5 s.
+        assert_eq!(o.udp_pps, 30.0);
         assert_eq!(o.icmp_pps, 10.0);
         assert_eq!(o.tcp_opens_ps, 4.0);
         assert_eq!(o.udp_no_ports_ps, 2.0);
