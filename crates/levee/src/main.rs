@@ -2,6 +2,7 @@
 //! over to the libraries. Subcommands live in their own modules.
 
 mod cmd_agent;
+mod cmd_pcap;
 mod cmd_watch;
 mod signals;
 
@@ -26,6 +27,9 @@ enum Command {
     Agent(cmd_agent::AgentArgs),
     /// Live per-interface packet and bit rates, protocol mix and connections.
     Watch(cmd_watch::WatchArgs),
+    /// Work with packet captures offline.
+    #[command(subcommand)]
+    Pcap(cmd_pcap::PcapCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Agent(a) => cmd_agent::run(a),
         Command::Watch(w) => cmd_watch::run(w),
+        Command::Pcap(p) => cmd_pcap::run(p),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
