@@ -41,6 +41,7 @@ pub mod cmd;
 pub mod error;
 pub mod lab;
 pub mod lock;
+pub mod machine;
 pub mod names;
 pub mod prereq;
 pub mod process;

@@ -1,8 +1,6 @@
 //! The benchmark's output: a markdown table (what | how measured | result |
 //! target | peer) plus the machine it ran on and the date.
 
-use levee_model::timefmt::rfc3339_millis;
-
 /// One row of the results table.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -68,23 +66,7 @@ pub fn results_table(rows: &[Row]) -> String {
 
 /// Machine description: CPU count, model, kernel, and the date.
 pub fn machine() -> String {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    format!(
-        "machine: {nproc} CPUs ({model}), kernel {kernel}; date {}",
-        rfc3339_millis(levee_lab::clock::wall_ms())
-    )
+    levee_lab::machine::describe()
 }
 
 /// `12.3` style formatting with a unit, or `n/a`.
