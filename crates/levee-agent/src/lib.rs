@@ -1,6 +1,7 @@
 //! The Levee agent as a library: configuration ([`config`]), the run loop
 //! ([`runtime`]), the event sink ([`sink`]), baseline persistence ([`state`]),
-//! the kernel tick source ([`kernel`]) and the `levee watch` formatter ([`watch`]).
+//! the kernel tick source ([`kernel`]) and the `levee watch` formatter ([`watch`]) and the
+//! interval timer both loops use ([`ticker`]).
 //! The `levee` binary only parses flags and wires these together.
 
 pub mod config;
@@ -8,6 +9,7 @@ pub mod kernel;
 pub mod runtime;
 pub mod sink;
 pub mod state;
+pub mod ticker;
 pub mod tomlread;
 pub mod watch;
 

@@ -10,7 +10,7 @@ use crate::sink::{EventSink, SinkError};
 use crate::state::{StateDir, StateError, Unusable};
 use levee_detector::{Detector, DetectorOutput};
 use levee_model::{Event, EventBody, TickObservation};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -197,29 +197,16 @@ impl Agent {
             },
         )?;
         self.handle(first)?;
-        let tick = self.cfg.tick;
-        let mut next = Instant::now() + tick;
+        let mut ticker = crate::ticker::Ticker::new(self.cfg.tick);
         let mut last_save = Instant::now();
         let mut ticks = 1u64;
         let reason = loop {
-            if self.stop.load(Ordering::SeqCst) {
-                break "signal";
-            }
             if max_ticks.is_some_and(|m| ticks >= m) {
                 break "tick limit";
             }
-            let now = Instant::now();
-            if now < next {
-                std::thread::park_timeout(next - now);
-                continue;
+            if !ticker.wait(&self.stop) {
+                break "signal";
             }
-            // A stalled process (suspended VM, SIGSTOP) skips the missed ticks
-            // instead of firing them back to back.
-            next = if now - next > tick {
-                now + tick
-            } else {
-                next + tick
-            };
             let r = self.source.tick();
             self.handle(r)?;
             ticks += 1;

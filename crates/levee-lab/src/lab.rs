@@ -214,7 +214,7 @@ impl Lab {
     /// All interface counters in `ns` (reads `/proc/net/dev` there).
     pub fn net_dev(&self, ns: Ns) -> Result<Vec<NetDevRow>> {
         let text = self.exec_in_stdout(ns, &["cat", "/proc/net/dev"])?;
-        Ok(procfs::parse_net_dev(&text))
+        procfs::parse_net_dev(std::path::Path::new("/proc/net/dev"), &text)
     }
 
     /// The victim interface's counters.

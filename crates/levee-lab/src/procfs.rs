@@ -105,54 +105,29 @@ pub fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
     })
 }
 
-/// One interface's receive and transmit counters from `/proc/net/dev`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetDevRow {
-    pub name: String,
-    pub rx_bytes: u64,
-    pub rx_packets: u64,
-    pub rx_drop: u64,
-    pub tx_bytes: u64,
-    pub tx_packets: u64,
-}
+/// One interface's counters from `/proc/net/dev`: the agent's own type, read
+/// by the agent's own (fuzzed) parser, so the lab measures what the agent sees.
+pub type NetDevRow = levee_model::InterfaceCounters;
 
-/// Parses `/proc/net/dev` (two header lines, then `name: 16 numbers`).
-pub fn parse_net_dev(text: &str) -> Vec<NetDevRow> {
-    text.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.split_once(':')?;
-            let v: Vec<u64> = rest
-                .split_whitespace()
-                .map(|x| x.parse().ok())
-                .collect::<Option<Vec<_>>>()?;
-            if v.len() < 16 {
-                return None;
-            }
-            Some(NetDevRow {
-                name: name.trim().to_string(),
-                rx_bytes: v[0],
-                rx_packets: v[1],
-                rx_drop: v[3],
-                tx_bytes: v[8],
-                tx_packets: v[9],
-            })
-        })
-        .collect()
+/// Parses `/proc/net/dev` text read from `path`.
+pub fn parse_net_dev(path: &std::path::Path, text: &str) -> Result<Vec<NetDevRow>> {
+    levee_sources::parse_proc_net_dev(text).map_err(|e| LabError::Parse {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
 }
 
 /// The counters of `iface` in the network namespace of process `pid`.
 pub fn net_dev_of_pid(pid: u32, iface: &str) -> Result<NetDevRow> {
     let path = PathBuf::from(format!("/proc/{pid}/net/dev"));
     let text = std::fs::read_to_string(&path).map_err(|e| LabError::io("read", &path, e))?;
-    find_iface(&text, iface).ok_or_else(|| LabError::Parse {
-        path,
-        detail: format!("no interface {iface}"),
-    })
-}
-
-/// The row of `iface` in `/proc/net/dev` text.
-pub fn find_iface(text: &str, iface: &str) -> Option<NetDevRow> {
-    parse_net_dev(text).into_iter().find(|r| r.name == iface)
+    parse_net_dev(&path, &text)?
+        .into_iter()
+        .find(|r| r.name == iface)
+        .ok_or_else(|| LabError::Parse {
+            path,
+            detail: format!("no interface {iface}"),
+        })
 }
 
 #[cfg(test)]
@@ -183,12 +158,13 @@ mod tests {
     #[test]
     fn net_dev() {
         let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\nlv-vic0: 74381238 1377427    0    5    0     0          0         0 74381 13774    0    0    0     0       0          0\n";
-        let r = find_iface(text, "lv-vic0").unwrap();
+        let rows = parse_net_dev(std::path::Path::new("/proc/net/dev"), text).unwrap();
+        let r = rows.iter().find(|r| r.name == "lv-vic0").unwrap();
         assert_eq!(r.rx_packets, 1_377_427);
         assert_eq!(r.rx_bytes, 74_381_238);
-        assert_eq!(r.rx_drop, 5);
+        assert_eq!(r.rx_drops, 5);
         assert_eq!(r.tx_packets, 13_774);
-        assert_eq!(parse_net_dev(text).len(), 2);
+        assert_eq!(rows.len(), 2);
     }
 
     #[test]

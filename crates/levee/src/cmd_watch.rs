@@ -5,11 +5,11 @@ use clap::Args;
 use is_terminal::IsTerminal;
 use levee_agent::config::parse_cli_duration;
 use levee_agent::kernel::KernelTicks;
+use levee_agent::ticker::Ticker;
 use levee_agent::watch::{lines, table};
 use levee_agent::TickSource;
 use std::io::Write;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct WatchArgs {
@@ -38,15 +38,9 @@ pub fn run(a: WatchArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let mut conn_note: Option<String> = None;
     let _ = src.tick(); // the first read only sets the starting point
-    let mut next = Instant::now() + a.interval;
+    let mut ticker = Ticker::new(a.interval);
     let mut shown = 0u64;
-    while !stop.load(Ordering::SeqCst) && a.count.is_none_or(|c| shown < c) {
-        let now = Instant::now();
-        if now < next {
-            std::thread::park_timeout(next - now);
-            continue;
-        }
-        next += a.interval;
+    while a.count.is_none_or(|c| shown < c) && ticker.wait(&stop) {
         let r = src.tick();
         for (source, error) in &r.errors {
             if conn_note.as_deref() != Some(error.as_str()) {
