@@ -331,3 +331,101 @@ fn bulk_transfer_and_http_load_are_traffic_spikes() {
     failures.extend(check("wrk http load", &started, "traffic_spike"));
     finish(run, failures);
 }
+
+/// Incident sources are matched against indicator lists; `kill -HUP`
+/// re-reads the lists without restarting the agent or losing its baseline.
+#[test]
+fn ioc_matches_follow_the_lists_across_sighup() {
+    if require_lab_with(&tools()).is_some() {
+        return;
+    }
+    let bin: PathBuf = levee_binary().unwrap_or_else(|e| panic!("levee binary: {e}"));
+    let lab = Lab::new().unwrap_or_else(|e| panic!("creating the lab: {e}"));
+    let work = tempfile::Builder::new()
+        .prefix("levee-lab-ioc-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let attacker = lab.attacker_ip();
+    let o = attacker.octets();
+    let lab_net = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    let plain = work.path().join("lab.txt");
+    let drop = work.path().join("drop.txt");
+    std::fs::write(&plain, format!("# lab list\n{lab_net}\n")).unwrap();
+    std::fs::write(&drop, "; Spamhaus DROP List\n192.0.2.0/24 ; SBL1\n").unwrap();
+    let config = work.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[ioc.lists]]\nname = \"lab_blocklist\"\npath = \"{}\"\nformat = \"plain\"\n\n\
+             [[ioc.lists]]\nname = \"spamhaus_drop\"\npath = \"{}\"\n",
+            plain.display(),
+            drop.display()
+        ),
+    )
+    .unwrap();
+    let _bg = lab
+        .background_traffic(20, Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut opts = AgentOptions::new(&bin, work.path());
+    opts.baseline_warmup = WARMUP;
+    opts.quiet_period = QUIET;
+    opts.extra_args = vec!["--config".into(), config.display().to_string()];
+    let mut agent =
+        AgentProcess::spawn(&lab, &opts).unwrap_or_else(|e| panic!("spawning the agent: {e}"));
+    agent
+        .wait_for_event("baseline_ready", WARMUP + Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("no baseline_ready"));
+    std::thread::sleep(Duration::from_secs(3));
+    let mut run = Run {
+        lab,
+        agent,
+        _bg: _bg,
+        _work: work,
+    };
+
+    let (first, _) = run.flood(&[FloodKind::Syn]);
+    let matches = first.value["ioc_matches"].clone();
+    println!("before SIGHUP: ioc_matches={matches}");
+    let src = attacker.to_string();
+    assert!(
+        matches
+            .as_array()
+            .is_some_and(|a| a.iter().any(|m| m["source"] == src.as_str()
+                && m["list"] == "lab_blocklist"
+                && m["prefix"] == lab_net.as_str())),
+        "attacker {src} not matched in lab_blocklist: {matches}"
+    );
+
+    // New list contents, then SIGHUP.
+    std::fs::write(&plain, "203.0.113.0/24\n").unwrap();
+    std::fs::write(
+        &drop,
+        format!("; Spamhaus DROP List\n192.0.2.0/24 ; SBL1\n{src}/32 ; SBL999\n"),
+    )
+    .unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &run.agent.pid().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    std::thread::sleep(Duration::from_secs(1));
+
+    let (second, _) = run.flood(&[FloodKind::Syn]);
+    let matches = second.value["ioc_matches"].clone();
+    println!("after SIGHUP: ioc_matches={matches}");
+    let a = matches.as_array().cloned().unwrap_or_default();
+    assert!(
+        a.iter().any(|m| m["source"] == src.as_str()
+            && m["list"] == "spamhaus_drop"
+            && m["note"] == "SBL999"),
+        "attacker not matched in the reloaded spamhaus_drop: {matches}"
+    );
+    assert!(
+        !a.iter().any(|m| m["list"] == "lab_blocklist"),
+        "lab_blocklist still matches after the reload: {matches}"
+    );
+    // Same process, same baseline: one agent_started, one baseline_ready.
+    assert_eq!(run.agent.events_of("agent_started").len(), 1);
+    assert_eq!(run.agent.events_of("baseline_ready").len(), 1);
+    finish(run, Vec::new());
+}
