@@ -5,7 +5,7 @@
 use levee_capture::{
     AfPacketConfig, AfPacketSource, ControllerConfig, PacketSource, SamplingController,
 };
-use levee_lab::{require_lab, FloodKind, Lab, Ns};
+use levee_lab::{require_lab, FloodKind, Lab};
 use levee_packet::TcpFlags;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;

@@ -363,7 +363,7 @@ fn ioc_matches_follow_the_lists_across_sighup() {
         ),
     )
     .unwrap();
-    let _bg = lab
+    let bg = lab
         .background_traffic(20, Duration::from_secs(120))
         .unwrap_or_else(|e| panic!("{e}"));
     let mut opts = AgentOptions::new(&bin, work.path());
@@ -379,7 +379,7 @@ fn ioc_matches_follow_the_lists_across_sighup() {
     let mut run = Run {
         lab,
         agent,
-        _bg: _bg,
+        _bg: bg,
         _work: work,
     };
 
