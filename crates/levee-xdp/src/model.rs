@@ -1,0 +1,142 @@
+//! A Rust model of the XDP program and its maps ([`ModelMaps`]): applies the
+//! same [`MapOp`]s as the kernel maps and decides frames the way
+//! `levee_xdp()` does, reading the rules back from their encoded bytes.
+//!
+//! It is the test double behind the [`FilterMaps`] seam (rule bookkeeping is
+//! tested without root) and the oracle the kernel differential test compares
+//! the real program with. Parsing is levee-packet's decoder; the program
+//! parses the same subset of it (see the crate docs for what it passes
+//! untouched: MPLS, PPPoE, more than two VLAN tags).
+
+use crate::error::XdpError;
+use crate::maps::{Counters, FilterMaps, Totals};
+use crate::prefix::LpmKey;
+use crate::table::{decode_table, MapOp, MAX_SLOTS, TABLE_SIZE};
+use levee_packet::decode::decode_ethernet;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// What the program does with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    /// Dropped, counted into this slot.
+    Drop {
+        slot: u32,
+    },
+}
+
+/// In-memory maps with the kernel's semantics.
+#[derive(Debug, Clone)]
+pub struct ModelMaps {
+    tables: [Box<[u8; TABLE_SIZE]>; 2],
+    active: u32,
+    prefixes: HashMap<LpmKey, u32>,
+    stats: Vec<Counters>,
+    totals: Totals,
+}
+
+impl Default for ModelMaps {
+    fn default() -> Self {
+        ModelMaps {
+            tables: [Box::new([0; TABLE_SIZE]), Box::new([0; TABLE_SIZE])],
+            active: 0,
+            prefixes: HashMap::new(),
+            stats: vec![Counters::default(); MAX_SLOTS],
+            totals: Totals::default(),
+        }
+    }
+}
+
+impl ModelMaps {
+    /// The verdict for `frame` (an Ethernet frame), without counting.
+    pub fn verdict(&self, frame: &[u8]) -> Verdict {
+        let Ok(meta) = decode_ethernet(frame) else {
+            return Verdict::Pass;
+        };
+        if let Some(slot) = self.source_slot(meta.src) {
+            return Verdict::Drop { slot };
+        }
+        decode_table(&self.tables[self.active as usize & 1])
+            .into_iter()
+            .find(|(_, m)| m.matches(&meta))
+            .map_or(Verdict::Pass, |(slot, _)| Verdict::Drop { slot })
+    }
+
+    /// Runs the program on `frame`: verdict plus counters.
+    pub fn run(&mut self, frame: &[u8]) -> Verdict {
+        let bytes = Counters {
+            packets: 1,
+            bytes: frame.len() as u64,
+        };
+        self.totals.seen += bytes;
+        let v = self.verdict(frame);
+        if let Verdict::Drop { slot } = v {
+            if let Some(c) = self.stats.get_mut(slot as usize) {
+                *c += bytes;
+            }
+            self.totals.dropped += bytes;
+        }
+        v
+    }
+
+    /// Longest-prefix match of a source address.
+    fn source_slot(&self, src: IpAddr) -> Option<u32> {
+        let (max, key): (u8, Box<dyn Fn(u8) -> LpmKey>) = match src {
+            IpAddr::V4(a) => (
+                32,
+                Box::new(move |len| LpmKey::V4 {
+                    len,
+                    addr: (u32::from(a) & mask32(len)).to_be_bytes(),
+                }),
+            ),
+            IpAddr::V6(a) => (
+                128,
+                Box::new(move |len| LpmKey::V6 {
+                    len,
+                    addr: (u128::from(a) & mask128(len)).to_be_bytes(),
+                }),
+            ),
+        };
+        (0..=max)
+            .rev()
+            .find_map(|len| self.prefixes.get(&key(len)).copied())
+    }
+}
+
+fn mask32(len: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+}
+
+fn mask128(len: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+}
+
+impl FilterMaps for ModelMaps {
+    fn apply(&mut self, op: &MapOp) -> Result<(), XdpError> {
+        match op {
+            MapOp::ZeroStats { slot } => self.stats[*slot as usize] = Counters::default(),
+            MapOp::WriteRules { buffer, table } => self.tables[*buffer as usize] = table.clone(),
+            MapOp::Activate { buffer } => self.active = *buffer,
+            MapOp::InsertPrefix { key, slot } => {
+                self.prefixes.insert(*key, *slot);
+            }
+            MapOp::RemovePrefix { key } => {
+                self.prefixes.remove(key).ok_or_else(|| XdpError::Map {
+                    map: "src",
+                    action: "delete",
+                    detail: format!("no such key {key:?}"),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&self, slot: u32) -> Result<Counters, XdpError> {
+        Ok(self.stats[slot as usize])
+    }
+
+    fn totals(&self) -> Result<Totals, XdpError> {
+        Ok(self.totals)
+    }
+}
