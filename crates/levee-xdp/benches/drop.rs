@@ -78,7 +78,7 @@ fn syn_rule() -> FingerprintMatch {
 /// The filter under test, installed in the victim namespace.
 enum Installed {
     None,
-    Xdp(XdpFilter),
+    Xdp(Box<XdpFilter>),
     Nft,
 }
 
@@ -94,7 +94,7 @@ impl Installed {
                 };
                 let mut f = lab.run_in(Ns::Victim, || XdpFilter::attach(VICTIM_IF, mode))??;
                 f.add_rule(RuleId(1), &syn_rule())?;
-                Installed::Xdp(f)
+                Installed::Xdp(Box::new(f))
             }
             Variant::Nft => {
                 let file = tempfile::Builder::new().suffix(".nft").tempfile()?;
