@@ -205,7 +205,7 @@ impl Drop for XdpFilter {
     fn drop(&mut self) {
         // Explicit so a failure is at least visible; `ebpf` would detach anyway.
         if let Err(e) = self.detach() {
-            eprintln!("levee-xdp: {e}");
+            tracing::warn!("{e}");
         }
     }
 }

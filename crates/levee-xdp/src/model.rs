@@ -4,9 +4,9 @@
 //!
 //! It is the test double behind the [`FilterMaps`] seam (rule bookkeeping is
 //! tested without root) and the oracle the kernel differential test compares
-//! the real program with. Parsing is levee-packet's decoder; the program
-//! parses the same subset of it (see the crate docs for what it passes
-//! untouched: MPLS, PPPoE, more than two VLAN tags).
+//! the real program with. Parsing is levee-packet's decoder, limited to what
+//! the program parses ([`parsed_by_program`]): other link layers (MPLS,
+//! PPPoE, more than two VLAN tags) pass untouched.
 
 use crate::error::XdpError;
 use crate::maps::{Counters, FilterMaps, Totals};
@@ -51,6 +51,9 @@ impl Default for ModelMaps {
 impl ModelMaps {
     /// The verdict for `frame` (an Ethernet frame), without counting.
     pub fn verdict(&self, frame: &[u8]) -> Verdict {
+        if !parsed_by_program(frame) {
+            return Verdict::Pass;
+        }
         let Ok(meta) = decode_ethernet(frame) else {
             return Verdict::Pass;
         };
@@ -104,12 +107,57 @@ impl ModelMaps {
     }
 }
 
+/// Whether the program looks past the link layer: Ethernet with at most two
+/// 802.1Q / 802.1ad (or pre-standard 0x9100) tags, then IPv4 or IPv6.
+pub fn parsed_by_program(frame: &[u8]) -> bool {
+    let ethertype = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let mut at = 12;
+    for _ in 0..=2 {
+        match ethertype(at) {
+            Some(0x0800 | 0x86dd) => return true,
+            Some(0x8100 | 0x88a8 | 0x9100) => at += 4,
+            _ => return false,
+        }
+    }
+    false
+}
+
 fn mask32(len: u8) -> u32 {
     u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
 }
 
 fn mask128(len: u8) -> u128 {
     u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_layers_the_program_parses() {
+        let frame = |types: &[u16]| {
+            let mut f = vec![0u8; 12];
+            for t in types {
+                f.extend(t.to_be_bytes());
+                f.extend([0, 1]);
+            }
+            f
+        };
+        assert!(parsed_by_program(&frame(&[0x0800])));
+        assert!(parsed_by_program(&frame(&[0x8100, 0x86dd])));
+        assert!(parsed_by_program(&frame(&[0x88a8, 0x8100, 0x0800])));
+        assert!(!parsed_by_program(&frame(&[
+            0x8100, 0x8100, 0x8100, 0x0800
+        ])));
+        assert!(!parsed_by_program(&frame(&[0x8847])), "MPLS");
+        assert!(!parsed_by_program(&frame(&[0x8864])), "PPPoE");
+        assert!(!parsed_by_program(&[0u8; 13]));
+    }
 }
 
 impl FilterMaps for ModelMaps {

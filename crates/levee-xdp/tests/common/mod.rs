@@ -21,9 +21,14 @@ pub fn require_xdp() -> bool {
     if let Err(e) = levee_xdp::available() {
         missing.push(e.to_string());
     }
-    match levee_lab::prereq::decide(missing, levee_lab::prereq::is_ci()) {
+    match levee_lab::prereq::decide(missing.clone(), levee_lab::prereq::is_ci()) {
         levee_lab::prereq::Decision::Run => true,
-        levee_lab::prereq::Decision::Fail(msg) => panic!("{msg}"),
+        levee_lab::prereq::Decision::Fail(_) => panic!(
+            "CI=true and the XDP tests cannot run: {}. CI must run them as root with the \
+             Debian packages {} installed",
+            missing.join("; "),
+            levee_xdp::BUILD_PACKAGES
+        ),
         levee_lab::prereq::Decision::Skip(skip) => {
             let bar = "!".repeat(78);
             let _ = writeln!(
@@ -283,6 +288,25 @@ prop_compose! {
     ) -> FrameSpec {
         FrameSpec { tpids, ip, ttl, proto, len_field, sport, dport, tcp_flags, icmp_type, payload, truncate }
     }
+}
+
+/// A generated frame, sometimes with a few bytes overwritten at random.
+pub fn mutated_frame() -> impl Strategy<Value = Vec<u8>> {
+    (
+        frame_spec(),
+        prop_oneof![
+            3 => Just(Vec::new()),
+            1 => proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ],
+    )
+        .prop_map(|(spec, edits)| {
+            let mut f = build(&spec);
+            for (at, byte) in edits {
+                let i = at.index(f.len());
+                f[i] = byte;
+            }
+            f
+        })
 }
 
 fn sorted_pair<T: Ord + Copy>((a, b): (T, T)) -> [T; 2] {
