@@ -134,32 +134,6 @@ fn mask128(len: u8) -> u128 {
     u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_layers_the_program_parses() {
-        let frame = |types: &[u16]| {
-            let mut f = vec![0u8; 12];
-            for t in types {
-                f.extend(t.to_be_bytes());
-                f.extend([0, 1]);
-            }
-            f
-        };
-        assert!(parsed_by_program(&frame(&[0x0800])));
-        assert!(parsed_by_program(&frame(&[0x8100, 0x86dd])));
-        assert!(parsed_by_program(&frame(&[0x88a8, 0x8100, 0x0800])));
-        assert!(!parsed_by_program(&frame(&[
-            0x8100, 0x8100, 0x8100, 0x0800
-        ])));
-        assert!(!parsed_by_program(&frame(&[0x8847])), "MPLS");
-        assert!(!parsed_by_program(&frame(&[0x8864])), "PPPoE");
-        assert!(!parsed_by_program(&[0u8; 13]));
-    }
-}
-
 impl FilterMaps for ModelMaps {
     fn apply(&mut self, op: &MapOp) -> Result<(), XdpError> {
         match op {
@@ -186,5 +160,31 @@ impl FilterMaps for ModelMaps {
 
     fn totals(&self) -> Result<Totals, XdpError> {
         Ok(self.totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_layers_the_program_parses() {
+        let frame = |types: &[u16]| {
+            let mut f = vec![0u8; 12];
+            for t in types {
+                f.extend(t.to_be_bytes());
+                f.extend([0, 1]);
+            }
+            f
+        };
+        assert!(parsed_by_program(&frame(&[0x0800])));
+        assert!(parsed_by_program(&frame(&[0x8100, 0x86dd])));
+        assert!(parsed_by_program(&frame(&[0x88a8, 0x8100, 0x0800])));
+        assert!(!parsed_by_program(&frame(&[
+            0x8100, 0x8100, 0x8100, 0x0800
+        ])));
+        assert!(!parsed_by_program(&frame(&[0x8847])), "MPLS");
+        assert!(!parsed_by_program(&frame(&[0x8864])), "PPPoE");
+        assert!(!parsed_by_program(&[0u8; 13]));
     }
 }
