@@ -101,7 +101,7 @@ fn kernel_program_matches_the_model() {
         proptest::collection::vec((prefix(), 0u32..6), 0..4),
         proptest::collection::vec(common::mutated_frame(), 1..24),
     );
-    let result = runner.run(&case, |(rules, sources, specs)| {
+    let result = runner.run(&case, |(rules, sources, frames)| {
         let mut f = filter.borrow_mut();
         clear(&mut f);
         let mut model = RuleSet::new(ModelMaps::default()).unwrap();
@@ -125,11 +125,11 @@ fn kernel_program_matches_the_model() {
             prop_assert_eq!(k.is_ok(), want.is_ok(), "add_source {} {}", p, id);
         }
         let before = f.totals().unwrap();
-        for frame in &specs {
+        for frame in &frames {
             let got = f
-                .test_run(&frame, 1)
+                .test_run(frame, 1)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let want = model.maps_mut().run(&frame);
+            let want = model.maps_mut().run(frame);
             let want_action = match want {
                 Verdict::Pass => XdpAction::Pass,
                 Verdict::Drop { .. } => XdpAction::Drop,
