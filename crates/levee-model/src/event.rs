@@ -156,6 +156,10 @@ pub struct IncidentDetails {
     /// Sampled packets the classification is based on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampled_packets: Option<u64>,
+    /// Packets on the wire those stand for: each sampled packet counted with
+    /// the sampling rate it was taken at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_packets: Option<u64>,
     /// The incident's capture file (written at incident start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pcap: Option<String>,

@@ -65,6 +65,7 @@ pub struct Finding {
     sources: Vec<IpAddr>,
     sampling_rate: u32,
     sampled_packets: u64,
+    estimated_packets: u64,
 }
 
 impl Visibility {
@@ -185,6 +186,7 @@ impl Visibility {
             top_sources: serde_json::to_value(&talkers).unwrap_or_default(),
             sampling_rate: g.rate,
             sampled_packets: view.sampled_packets,
+            estimated_packets: view.scaled_packets,
             classification,
         })
     }
@@ -196,6 +198,7 @@ impl Visibility {
         d.top_sources = Some(f.top_sources.clone());
         d.sampling_rate = Some(f.sampling_rate);
         d.sampled_packets = Some(f.sampled_packets);
+        d.estimated_packets = Some(f.estimated_packets);
         d.ioc_matches = self.ioc_matches(&f.sources);
     }
 
