@@ -1,0 +1,1 @@
+//! firewalld (todo)

@@ -1,0 +1,1 @@
+//! sysctl (todo)
