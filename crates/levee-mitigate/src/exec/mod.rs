@@ -147,17 +147,6 @@ pub trait Executor: Send {
     fn remove_owned(&mut self, items: &[Owned], live: &[Uuid]) -> Result<(), ExecError>;
 }
 
-/// Runs `cmds` in order through `runner`, stopping at the first failure.
-pub(crate) fn run_all(
-    runner: &mut dyn crate::runner::CommandRunner,
-    cmds: &[Cmd],
-) -> Result<(), ExecError> {
-    for c in cmds {
-        runner.check(c)?;
-    }
-    Ok(())
-}
-
 /// Renders commands as text for events and previews (one per line, stdin
 /// as here-documents).
 pub fn commands_text(cmds: &[Cmd]) -> String {

@@ -102,3 +102,122 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Everything a mitigation could leave behind in the victim namespace, as
+/// text: nftables, iptables and ip6tables (without iptables-save's dated
+/// comment lines), ipsets, qdiscs and ingress filters, links, routes, and
+/// the SYN cookie setting. Compared byte for byte before and after.
+/// (IPv6 link-local routes are left out: the kernel adds them a moment
+/// after the lab brings the link up, whatever Levee does.)
+pub fn snapshot(c: &Ctx) -> String {
+    let dev = c.lab.victim_if();
+    let script = format!(
+        "set -e
+         echo '## nft'; nft list ruleset
+         echo '## iptables'; iptables-save | grep -v '^#' || true
+         echo '## ip6tables'; ip6tables-save | grep -v '^#' || true
+         echo '## ipset'; ipset save 2>/dev/null || true
+         echo '## qdisc'; tc qdisc show
+         echo '## filters'; tc filter show dev {dev} ingress
+         echo '## links'; ip -br link show
+         echo '## routes'; {{ ip -4 route show table all; ip -6 route show table all; }} | grep -v fe80:: || true
+         echo '## sysctl'; sysctl -n net.ipv4.tcp_syncookies"
+    );
+    c.victim(&["sh", "-c", &script])
+}
+
+/// One flood scenario: a SYN flood runs, `apply` puts the mitigation in
+/// place, its counter must rise (when the tool counts) and the victim's
+/// delivered TCP rate must fall below `max_share` of the unmitigated rate;
+/// `remove` must then restore [`snapshot`] byte for byte.
+pub fn flood_scenario(
+    c: &Ctx,
+    exec: &mut dyn levee_mitigate::exec::Executor,
+    rule: &levee_mitigate::RuleSpec,
+    max_share: f64,
+    counts: bool,
+) {
+    let before = snapshot(c);
+    let mut flood = c
+        .lab
+        .flood(levee_lab::FloodKind::Syn, Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("flood: {e}"));
+    std::thread::sleep(Duration::from_millis(800));
+    let unmitigated = c.delivered_tcp_rate(Duration::from_millis(1500));
+    flood.check().unwrap();
+    assert!(
+        unmitigated > 5_000.0,
+        "the flood should deliver > 5k seg/s, got {unmitigated:.0}"
+    );
+
+    exec.apply(rule).unwrap_or_else(|e| panic!("apply: {e}"));
+    assert!(
+        exec.verify(rule).unwrap(),
+        "not in place after apply:\n{}",
+        snapshot(c)
+    );
+    let c0 = exec
+        .counters()
+        .unwrap()
+        .get(&rule.id)
+        .copied()
+        .unwrap_or_default();
+    // Let queues drain before measuring.
+    std::thread::sleep(Duration::from_millis(300));
+    let mitigated = c.delivered_tcp_rate(Duration::from_millis(1500));
+    let c1 = exec
+        .counters()
+        .unwrap()
+        .get(&rule.id)
+        .copied()
+        .unwrap_or_default();
+    flood.check().unwrap();
+    eprintln!(
+        "{}: delivered {unmitigated:.0} seg/s unmitigated, {mitigated:.0} seg/s mitigated; counter {} -> {} packets",
+        exec.kind(),
+        c0.packets,
+        c1.packets
+    );
+    if counts {
+        assert!(
+            c1.packets > c0.packets + 1000,
+            "counter did not rise: {c0:?} -> {c1:?}"
+        );
+    }
+    assert!(
+        mitigated < unmitigated * max_share,
+        "delivered rate did not fall below {max_share} of {unmitigated:.0}: {mitigated:.0}"
+    );
+    exec.remove(rule).unwrap_or_else(|e| panic!("remove: {e}"));
+    flood.stop();
+    let after = snapshot(c);
+    assert_eq!(
+        after, before,
+        "the namespace's firewall state differs after removal"
+    );
+}
+
+/// A rule for the lab's victim address, from the family's template.
+pub fn lab_rule(
+    c: &Ctx,
+    action: levee_mitigate::Action,
+    family: levee_packet::Family,
+    ttl: Duration,
+) -> levee_mitigate::RuleSpec {
+    let dst = std::net::IpAddr::V4(c.lab.victim_ip());
+    levee_mitigate::RuleSpec {
+        id: uuid::Uuid::now_v7(),
+        incident_id: "lab".into(),
+        action,
+        matches: levee_mitigate::matcher::from_family(family, dst).unwrap_or_default(),
+        sources: vec![],
+        interface: Some(c.lab.victim_if().to_string()),
+        ttl,
+        expires_unix_ms: levee_lab::clock::wall_ms() + ttl.as_millis() as i64,
+    }
+}
+
+/// The attacker's address as a /32 source prefix.
+pub fn attacker_prefix(c: &Ctx) -> levee_packet::classify::fingerprint::IpPrefix {
+    format!("{}/32", c.lab.attacker_ip()).parse().unwrap()
+}
