@@ -24,17 +24,23 @@
 //! - [`engine`]: the API the agent calls.
 
 pub mod action;
+pub mod audit;
 pub mod config;
+pub mod engine;
 pub mod exec;
+pub mod guard;
 pub mod host;
 pub mod matcher;
+pub mod meter;
 pub mod rule;
 pub mod runner;
 pub mod safety;
 pub mod state;
+pub mod system;
 
 pub use action::{Action, ActionKind, ExecutorKind};
 pub use config::{GuardConfig, MitigationConfig, Profiles, Step};
+pub use engine::{EngineError, EngineOptions, IncidentView, Mitigation, MitigationEngine};
 pub use matcher::{Fragments, Match};
 pub use rule::RuleSpec;
 pub use safety::Protected;

@@ -238,6 +238,23 @@ pub fn resolve(program: &str) -> std::path::PathBuf {
         .unwrap_or_else(|| program.into())
 }
 
+/// Runs nothing: every command fails to start. For previews, which render
+/// commands and must never execute one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RefuseRunner;
+
+impl CommandRunner for RefuseRunner {
+    fn run(&mut self, cmd: &Cmd) -> Result<CmdOutput, RunError> {
+        Err(RunError::Spawn {
+            command: cmd.line(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "a preview runs no command",
+            ),
+        })
+    }
+}
+
 type Responder = Box<dyn FnMut(&Cmd) -> Option<CmdOutput> + Send>;
 
 /// A fake for unit tests: records every command; answers with the first

@@ -12,6 +12,7 @@
 //! counters, owned = its maps' entries.
 
 pub mod csf;
+pub mod deny;
 pub mod firewalld;
 pub mod ipset;
 pub mod iptables;
