@@ -126,6 +126,34 @@ pub fn snapshot(c: &Ctx) -> String {
     c.victim(&["sh", "-c", &script])
 }
 
+/// [`snapshot`] with packet and byte counts blanked, for namespaces where
+/// another tool's rules count (ufw's iptables rules): those counters move
+/// with the flood whatever Levee does.
+pub fn snapshot_without_counters(c: &Ctx) -> String {
+    let s = snapshot(c);
+    let mut out = String::with_capacity(s.len());
+    for line in s.lines() {
+        let mut l = line.to_string();
+        while let Some(i) = l.find("counter packets ") {
+            let rest = &l[i + "counter packets ".len()..];
+            let end = rest
+                .find(" bytes ")
+                .map(|j| j + " bytes ".len())
+                .and_then(|j| {
+                    rest[j..]
+                        .find(|c: char| !c.is_ascii_digit())
+                        .map(|k| j + k)
+                        .or(Some(rest.len()))
+                })
+                .unwrap_or(0);
+            l = format!("{}counter{}", &l[..i], &rest[end..]);
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
 /// One flood scenario: a SYN flood runs, `apply` puts the mitigation in
 /// place, its counter must rise (when the tool counts) and the victim's
 /// delivered TCP rate must fall below `max_share` of the unmitigated rate;
@@ -137,7 +165,19 @@ pub fn flood_scenario(
     max_share: f64,
     counts: bool,
 ) {
-    let before = snapshot(c);
+    flood_scenario_with(c, exec, rule, max_share, counts, &snapshot)
+}
+
+/// [`flood_scenario`] comparing state with `snap`.
+pub fn flood_scenario_with(
+    c: &Ctx,
+    exec: &mut dyn levee_mitigate::exec::Executor,
+    rule: &levee_mitigate::RuleSpec,
+    max_share: f64,
+    counts: bool,
+    snap: &dyn Fn(&Ctx) -> String,
+) {
+    let before = snap(c);
     let mut flood = c
         .lab
         .flood(levee_lab::FloodKind::Syn, Duration::from_secs(15))
@@ -190,11 +230,21 @@ pub fn flood_scenario(
     );
     exec.remove(rule).unwrap_or_else(|e| panic!("remove: {e}"));
     flood.stop();
-    let after = snapshot(c);
-    assert_eq!(
-        after, before,
-        "the namespace's firewall state differs after removal"
-    );
+    let after = snap(c);
+    assert_same(&before, &after);
+}
+
+/// Asserts two snapshots are byte-identical, showing the differing lines.
+pub fn assert_same(before: &str, after: &str) {
+    if before != after {
+        let b: Vec<&str> = before.lines().collect();
+        let a: Vec<&str> = after.lines().collect();
+        let gone: Vec<&&str> = b.iter().filter(|l| !a.contains(l)).collect();
+        let new: Vec<&&str> = a.iter().filter(|l| !b.contains(l)).collect();
+        panic!(
+            "the namespace's firewall state differs after removal\nonly before: {gone:#?}\nonly after: {new:#?}\n--- after:\n{after}"
+        );
+    }
 }
 
 /// A rule for the lab's victim address, from the family's template.
