@@ -27,9 +27,12 @@
 //! can touch them. When the last mitigation goes, both tables are deleted,
 //! leaving `nft list ruleset` exactly as it was.
 //!
-//! The scaffolding lines (`add table`, `add set`, `add chain`, refilling
-//! the exempt sets) are idempotent and part of every batch, so a batch is
-//! self-contained and the preview shows everything that runs.
+//! The scaffolding lines (`add table`, `add chain`) are idempotent and part
+//! of every batch, so a batch is self-contained and the preview shows
+//! everything that runs. The exempt sets are declared and filled by the
+//! first batch that creates each table; later batches skip them, because
+//! refilling an interval set costs the kernel about 10 ms (if the tables
+//! vanished meanwhile, the apply fails and is retried with them).
 
 use super::{Availability, Counter, ExecError, Executor, Owned};
 use crate::action::{Action, ExecutorKind};
@@ -109,6 +112,9 @@ pub struct NftExecutor {
     netdev_ingress: bool,
     /// Mitigations applied by this executor and not removed yet.
     applied: BTreeSet<Uuid>,
+    /// Tables (`inet`, `netdev`) whose exempt sets this executor has filled;
+    /// later batches leave them alone (refilling interval sets costs ~10 ms).
+    ready: BTreeSet<&'static str>,
 }
 
 impl NftExecutor {
@@ -121,9 +127,11 @@ impl NftExecutor {
     ) -> Self {
         NftExecutor {
             runner,
-            exempt,
+            // Interval sets refuse overlapping elements: keep the widest.
+            exempt: crate::rule::collapse(&exempt),
             netdev_ingress,
             applied: BTreeSet::new(),
+            ready: BTreeSet::new(),
         }
     }
 
@@ -233,13 +241,15 @@ impl NftExecutor {
         }
         for fam in &tables {
             writeln!(out, "add table {fam} {TABLE}").ok();
+            if self.ready.contains(fam) {
+                continue;
+            }
             for (n, ty) in [(4, "ipv4_addr"), (6, "ipv6_addr")] {
                 writeln!(
                     out,
-                    "add set {fam} {TABLE} exempt{n} {{ type {ty}; flags interval; auto-merge; }}"
+                    "add set {fam} {TABLE} exempt{n} {{ type {ty}; flags interval; }}"
                 )
                 .ok();
-                writeln!(out, "flush set {fam} {TABLE} exempt{n}").ok();
                 let ex: Vec<String> = self
                     .exempt
                     .iter()
@@ -386,6 +396,18 @@ impl NftExecutor {
             }
         }
         Ok(l)
+    }
+
+    fn forget_deleted_tables(&mut self, batch: &str) {
+        for line in batch.lines() {
+            if let Some(rest) = line.strip_prefix("delete table ") {
+                self.ready.remove(if rest.starts_with("inet") {
+                    "inet"
+                } else {
+                    "netdev"
+                });
+            }
+        }
     }
 
     fn run_batch(&mut self, text: &str) -> Result<(), ExecError> {
@@ -657,7 +679,24 @@ impl Executor for NftExecutor {
 
     fn apply(&mut self, rule: &RuleSpec) -> Result<(), ExecError> {
         let text = self.batch(rule)?;
-        self.run_batch(&text)?;
+        if let Err(e) = self.run_batch(&text) {
+            if self.ready.is_empty() {
+                return Err(e);
+            }
+            // Someone removed our tables behind our back: rebuild them whole.
+            self.ready.clear();
+            let text = self.batch(rule)?;
+            self.run_batch(&text)?;
+        }
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("add table ") {
+                self.ready.insert(if rest.starts_with("inet") {
+                    "inet"
+                } else {
+                    "netdev"
+                });
+            }
+        }
         self.applied.insert(rule.id);
         Ok(())
     }
@@ -712,6 +751,7 @@ impl Executor for NftExecutor {
         if text.is_empty() {
             return Ok(());
         }
+        self.forget_deleted_tables(&text);
         self.run_batch(&text)
     }
 
@@ -796,6 +836,7 @@ impl Executor for NftExecutor {
             out
         };
         self.applied.retain(|id| live.contains(id));
+        self.forget_deleted_tables(&text);
         if text.is_empty() {
             return Ok(());
         }
@@ -860,11 +901,9 @@ mod tests {
             .unwrap();
         let want = "\
 add table netdev levee
-add set netdev levee exempt4 { type ipv4_addr; flags interval; auto-merge; }
-flush set netdev levee exempt4
+add set netdev levee exempt4 { type ipv4_addr; flags interval; }
 add element netdev levee exempt4 { 10.0.0.1, 192.0.2.0/24 }
-add set netdev levee exempt6 { type ipv6_addr; flags interval; auto-merge; }
-flush set netdev levee exempt6
+add set netdev levee exempt6 { type ipv6_addr; flags interval; }
 add chain netdev levee in_eth0 { type filter hook ingress device \"eth0\" priority -500; policy accept; }
 add set netdev levee m_3da2481001_d4 { type ipv4_addr; flags timeout; }
 add element netdev levee m_3da2481001_d4 { 10.0.0.2 timeout 600000ms }
@@ -1104,6 +1143,35 @@ add rule netdev levee in_eth0 ip daddr @m_3da2481001_d4 ip saddr != @exempt4 met
             s.log().last().unwrap().stdin.as_deref(),
             Some("delete table inet levee\n")
         );
+    }
+
+    #[test]
+    fn exempt_sets_are_filled_once_per_table() {
+        let s = ScriptedRunner::new();
+        let mut e = exec(&s);
+        let r = spec(Action::Drop, Family::AckFlood, None);
+        e.apply(&r).unwrap();
+        assert!(s.log()[0]
+            .stdin
+            .as_deref()
+            .unwrap()
+            .contains("add element inet levee exempt4"));
+        let mut r2 = r.clone();
+        r2.id = Uuid::from_u128(5);
+        e.apply(&r2).unwrap();
+        let second = s.log()[1].stdin.clone().unwrap();
+        assert!(!second.contains("exempt4 {"), "{second}");
+        assert!(second.contains("add table inet levee"));
+        // A failing batch (tables gone) is retried with the exempt sets.
+        s.push(CmdOutput::failed(1, "Error: No such file or directory"));
+        let mut r3 = r.clone();
+        r3.id = Uuid::from_u128(6);
+        e.apply(&r3).unwrap();
+        assert!(s.log()[3]
+            .stdin
+            .as_deref()
+            .unwrap()
+            .contains("add element inet levee exempt4"));
     }
 
     #[test]
