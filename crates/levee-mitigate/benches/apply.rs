@@ -58,6 +58,14 @@ fn rule(lab: &Lab, action: Action, family: Family) -> RuleSpec {
     }
 }
 
+/// (what, how measured, executor, a fresh rule per run)
+type Case<'a> = (
+    &'static str,
+    &'static str,
+    Box<dyn Executor>,
+    Box<dyn Fn() -> RuleSpec + 'a>,
+);
+
 struct Row {
     what: String,
     how: String,
@@ -106,12 +114,7 @@ fn main() {
     let home = enter_netns(lab.victim_ns());
     let run = SystemRunner::new;
     let mut rows = Vec::new();
-    let mut cases: Vec<(
-        &str,
-        &str,
-        Box<dyn Executor>,
-        Box<dyn Fn() -> RuleSpec + '_>,
-    )> = vec![
+    let mut cases: Vec<Case> = vec![
         (
             "nftables rate_limit (SYN, netdev ingress)",
             "`nft -f -` batch: scaffolding + timed set + rule",
