@@ -216,6 +216,7 @@ fn main() {
             family: Some("ack_flood".into()),
             confidence: Some(90),
             fingerprint: None,
+            details: Default::default(),
         };
         let t0 = Instant::now();
         let ev = engine.on_incident_started(&info, levee_lab::clock::wall_ms());

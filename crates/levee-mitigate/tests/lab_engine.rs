@@ -81,6 +81,7 @@ fn view(
         family,
         fingerprint: fp,
         metrics: metrics.iter().map(|m| m.to_string()).collect(),
+        victim: None,
         started_ms: now(),
     }
 }

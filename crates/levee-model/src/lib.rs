@@ -14,6 +14,7 @@ pub use counters::{
     ConnCounts, InterfaceCounters, InterfaceRates, ProtoCounters, RawSample, TickObservation,
 };
 pub use event::{
-    Event, EventBody, IncidentInfo, IncidentMetric, IncidentResolvedSummary, MitigationInfo,
+    Event, EventBody, IncidentDetails, IncidentInfo, IncidentMetric, IncidentResolvedSummary,
+    MitigationInfo,
 };
 pub use metric::{Metric, SeriesKey, Target};

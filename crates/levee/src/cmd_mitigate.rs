@@ -171,6 +171,7 @@ fn incident(a: &PlanArgs) -> anyhow::Result<IncidentView> {
         family: Some(family),
         fingerprint,
         metrics: vec![],
+        victim: None,
         started_ms: levee_agent::runtime::unix_now_ms(),
     })
 }
@@ -298,6 +299,7 @@ fn apply(a: ApplyArgs) -> anyhow::Result<()> {
         started_at: levee_model::timefmt::rfc3339_millis(now()),
         family: inc.family.map(|f| f.to_string()),
         confidence: None,
+        details: Default::default(),
         fingerprint: inc
             .fingerprint
             .as_ref()

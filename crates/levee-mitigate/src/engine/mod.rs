@@ -66,6 +66,9 @@ pub struct IncidentView {
     pub fingerprint: Option<Fingerprint>,
     /// Names of the metrics above threshold.
     pub metrics: Vec<String>,
+    /// The attacked address, when the packet view found one destination
+    /// taking most of the traffic.
+    pub victim: Option<IpAddr>,
     pub started_ms: i64,
 }
 
@@ -87,6 +90,7 @@ impl IncidentView {
             family,
             fingerprint,
             metrics: i.metrics.iter().map(|m| m.metric.clone()).collect(),
+            victim: i.details.victim.as_deref().and_then(|v| v.parse().ok()),
             started_ms: levee_model::timefmt::parse_rfc3339(&i.started_at).unwrap_or(0),
         }
     }
@@ -309,7 +313,12 @@ impl MitigationEngine {
         if !family.is_attack() {
             return events;
         }
-        let dsts: Vec<IpAddr> = self.host.target_addresses(&inc.target);
+        // The packet view's victim narrows an interface to the one address
+        // under attack (when it is this node's).
+        let dsts: Vec<IpAddr> = match inc.victim {
+            Some(v) if self.host.addresses.iter().any(|a| a.addr == v) => vec![v],
+            _ => self.host.target_addresses(&inc.target),
+        };
         let (ttl_s, dry_run) = (self.cfg.ttl.as_secs(), self.cfg.dry_run);
         let fail = |events: &mut Vec<EventBody>, executor: &str, action: String, error: String| {
             events.push(EventBody::MitigationFailed {

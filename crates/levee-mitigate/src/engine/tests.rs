@@ -221,6 +221,7 @@ fn incident(family: Option<&str>, fp: Option<Fingerprint>, metrics: &[&str]) -> 
         family: family.map(String::from),
         confidence: Some(90),
         fingerprint: fp.map(|f| serde_json::to_value(f).unwrap()),
+        details: Default::default(),
     }
 }
 
@@ -557,6 +558,45 @@ fn preview_applies_nothing_and_shutdown_removes_all() {
     let ev = r.engine.shutdown(NOW + 1);
     assert_eq!(kinds(&ev), ["mitigation_rolled_back"; 2]);
     assert!(r.nft.k().applied.is_empty());
+}
+
+#[test]
+fn the_packet_views_victim_narrows_the_target() {
+    let mut h = host();
+    h.addresses.push(HostAddr {
+        interface: "eth0".into(),
+        addr: "10.0.0.3".parse().unwrap(),
+        prefix_len: 24,
+        scope: "global".into(),
+    });
+    let nft = Fake::new(ExecutorKind::Nftables);
+    let mut e = MitigationEngine::new(
+        enabled(),
+        h,
+        vec![Box::new(nft.clone())],
+        None,
+        EngineOptions::default(),
+    )
+    .unwrap();
+    let mut i = incident(Some("ack_flood"), None, &[]);
+    e.on_incident_started(&i, NOW);
+    let dsts: Vec<IpAddr> = nft
+        .k()
+        .applied
+        .values()
+        .flat_map(|s| s.matches.iter().map(|m| m.dst))
+        .collect();
+    assert_eq!(dsts.len(), 2, "both addresses of eth0 without a victim");
+    e.on_incident_resolved("inc-1", NOW);
+    i.details.victim = Some("10.0.0.3".into());
+    e.on_incident_started(&i, NOW);
+    let dsts: Vec<IpAddr> = nft
+        .k()
+        .applied
+        .values()
+        .flat_map(|s| s.matches.iter().map(|m| m.dst))
+        .collect();
+    assert_eq!(dsts, vec!["10.0.0.3".parse::<IpAddr>().unwrap()]);
 }
 
 #[test]
