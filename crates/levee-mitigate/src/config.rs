@@ -9,8 +9,8 @@
 //! [mitigation.profiles]
 //! syn_flood = [
 //!   { action = "source_block" },
-//!   { action = "syn_cookies", mode = 1 },
 //!   { action = "rate_limit", pps = 2000, burst = 500 },
+//!   { action = "syn_cookies", mode = 1 },
 //! ]
 //! ```
 //! A family given in the file replaces that family's default list; the
@@ -230,10 +230,11 @@ pub fn default_profiles() -> BTreeMap<Family, Vec<Step>> {
     };
     m.insert(
         Family::SynFlood,
+        // The packet filter first: it acts in a few ms, the sysctl after it.
         vec![
             block.clone(),
-            syn_cookies,
             Step::new(A::RateLimit).with_pps(2_000, 500),
+            syn_cookies,
         ],
     );
     for f in [Family::AckFlood, Family::RstFlood, Family::TcpFlagAbuse] {
@@ -437,7 +438,7 @@ mod tests {
         }
         assert!(c.steps(Family::TrafficSpike).is_empty());
         let syn = c.steps(Family::SynFlood);
-        assert_eq!(syn[1].0, Action::SynCookies { mode: 1 });
+        assert_eq!(syn[2].0, Action::SynCookies { mode: 1 });
         assert!(!c.enabled && !c.dry_run);
     }
 

@@ -37,6 +37,7 @@ pub mod runner;
 pub mod safety;
 pub mod state;
 pub mod system;
+pub mod testing;
 
 pub use action::{Action, ActionKind, ExecutorKind};
 pub use config::{GuardConfig, MitigationConfig, Profiles, Step};

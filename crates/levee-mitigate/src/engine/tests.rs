@@ -3,125 +3,13 @@
 
 use super::*;
 use crate::config::{GuardConfig, Step};
-use crate::exec::{Counter, ExecError, Owned};
 use crate::host::HostAddr;
-use crate::runner::Cmd;
 use levee_model::IncidentMetric;
 use levee_packet::classify::fingerprint::{IpPrefix, PortMatch};
 use levee_packet::{IpProtocol, TcpFlags};
 use std::sync::{Arc, Mutex};
 
-/// What a fake executor has in its "kernel".
-#[derive(Default)]
-struct Kernel {
-    applied: BTreeMap<Uuid, RuleSpec>,
-    refreshed: Vec<Uuid>,
-    /// Objects left by "a crash": (owner, what).
-    leftovers: Vec<(Uuid, String)>,
-    fail_apply: bool,
-}
-
-#[derive(Clone)]
-struct Fake {
-    kind: ExecutorKind,
-    k: Arc<Mutex<Kernel>>,
-}
-
-impl Fake {
-    fn new(kind: ExecutorKind) -> Fake {
-        Fake {
-            kind,
-            k: Arc::new(Mutex::new(Kernel::default())),
-        }
-    }
-    fn k(&self) -> std::sync::MutexGuard<'_, Kernel> {
-        self.k.lock().unwrap()
-    }
-}
-
-impl Executor for Fake {
-    fn kind(&self) -> ExecutorKind {
-        self.kind
-    }
-    fn availability(&mut self) -> Availability {
-        Availability::Ready
-    }
-    fn supports(&self, action: &Action) -> bool {
-        match self.kind {
-            ExecutorKind::Sysctl => matches!(action, Action::SynCookies { .. }),
-            ExecutorKind::Route => *action == Action::Blackhole,
-            _ => !matches!(action, Action::SynCookies { .. } | Action::Blackhole),
-        }
-    }
-    fn render(&self, rule: &RuleSpec) -> Result<Vec<Cmd>, ExecError> {
-        Ok(vec![Cmd::new(
-            self.kind.as_str(),
-            [rule.action.to_string()],
-        )])
-    }
-    fn apply(&mut self, rule: &RuleSpec) -> Result<(), ExecError> {
-        if self.k().fail_apply {
-            return Err(ExecError::Other {
-                executor: self.kind,
-                message: "tool said no".into(),
-            });
-        }
-        self.k().applied.insert(rule.id, rule.clone());
-        Ok(())
-    }
-    fn verify(&mut self, rule: &RuleSpec) -> Result<bool, ExecError> {
-        Ok(self.k().applied.contains_key(&rule.id))
-    }
-    fn refresh(&mut self, rule: &RuleSpec) -> Result<(), ExecError> {
-        self.k().refreshed.push(rule.id);
-        Ok(())
-    }
-    fn remove(&mut self, rule: &RuleSpec) -> Result<(), ExecError> {
-        self.k().applied.remove(&rule.id);
-        Ok(())
-    }
-    fn counters(&mut self) -> Result<BTreeMap<Uuid, Counter>, ExecError> {
-        Ok(self
-            .k()
-            .applied
-            .keys()
-            .map(|id| {
-                (
-                    *id,
-                    Counter {
-                        packets: 7,
-                        bytes: 0,
-                    },
-                )
-            })
-            .collect())
-    }
-    fn owned(&mut self) -> Result<Vec<Owned>, ExecError> {
-        let k = self.k();
-        Ok(k.applied
-            .keys()
-            .map(|id| (*id, format!("rule {id}")))
-            .chain(k.leftovers.iter().cloned())
-            .map(|(id, what)| Owned {
-                executor: self.kind,
-                owner: Some(id),
-                tag: None,
-                handle: what.clone(),
-                what,
-            })
-            .collect())
-    }
-    fn remove_owned(&mut self, items: &[Owned], _live: &[Uuid]) -> Result<(), ExecError> {
-        let mut k = self.k();
-        for o in items {
-            k.leftovers.retain(|(_, w)| *w != o.what);
-            if let Some(id) = o.owner {
-                k.applied.remove(&id);
-            }
-        }
-        Ok(())
-    }
-}
+use crate::testing::Fake;
 
 const NOW: i64 = 1_795_225_450_000;
 
@@ -256,7 +144,7 @@ fn syn_flood_lifecycle_with_fingerprint() {
         ),
         NOW,
     );
-    // source_block, syn_cookies, rate_limit: each previewed then applied.
+    // source_block, rate_limit, syn_cookies: each previewed then applied.
     assert_eq!(
         kinds(&ev),
         [
@@ -275,7 +163,7 @@ fn syn_flood_lifecycle_with_fingerprint() {
     assert_eq!(info.action, "source_block");
     assert_eq!(info.rule, "nftables source_block");
     assert_eq!(info.incident_id, "inc-1");
-    let EventBody::MitigationApplied { info, .. } = &ev[3] else {
+    let EventBody::MitigationApplied { info, .. } = &ev[5] else {
         panic!()
     };
     assert_eq!(
