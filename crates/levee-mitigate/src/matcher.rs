@@ -214,7 +214,15 @@ pub fn from_fingerprint(fp: &Fingerprint, dst: IpAddr) -> Vec<Match> {
         dst,
         protocol: fp.protocol.map(|p| p.0),
         dst_ports: fp.dst_ports.clone().unwrap_or_default(),
-        src_ports: fp.src_ports.clone().unwrap_or_default(),
+        // A source-port *range* is the attack tool's ephemeral-port walk
+        // caught at sampling time (hping3 counts up, others pick at random):
+        // it drifts, and a rule holding it would let the rest through. Exact
+        // source ports (a reflected service's 53, 123...) are kept.
+        src_ports: fp
+            .src_ports
+            .clone()
+            .filter(|v| v.iter().all(|p| matches!(p, PortMatch::Port(_))))
+            .unwrap_or_default(),
         tcp_flags: fp.tcp_flags.clone().unwrap_or_default(),
         icmp_types: fp.icmp_types.clone().unwrap_or_default(),
         length: fp.length,
@@ -413,6 +421,12 @@ mod tests {
         f.non_first_fragments = true;
         let m = from_fingerprint(&f, v4());
         assert_eq!(m.len(), 2);
+        let mut walk = fp();
+        walk.src_ports = Some(vec![PortMatch::Range([162, 58241])]);
+        assert!(
+            from_fingerprint(&walk, v4())[0].src_ports.is_empty(),
+            "port walks are left out"
+        );
         assert_eq!(m[1].fragments, Fragments::NonFirst);
         assert!(m[1].src_ports.is_empty() && m[1].protocol == Some(17));
         let multi = Fingerprint {
