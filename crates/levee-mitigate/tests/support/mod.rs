@@ -126,9 +126,9 @@ pub fn snapshot(c: &Ctx) -> String {
     c.victim(&["sh", "-c", &script])
 }
 
-/// [`snapshot`] with packet and byte counts blanked, for namespaces where
-/// another tool's rules count (ufw's iptables rules): those counters move
-/// with the flood whatever Levee does.
+/// [`snapshot`] with packet and byte counts blanked (rule counters and
+/// iptables-save's chain counters), for namespaces where another tool's
+/// rules count (ufw's): those move with the traffic whatever Levee does.
 pub fn snapshot_without_counters(c: &Ctx) -> String {
     let s = snapshot(c);
     let mut out = String::with_capacity(s.len());
@@ -147,6 +147,12 @@ pub fn snapshot_without_counters(c: &Ctx) -> String {
                 })
                 .unwrap_or(0);
             l = format!("{}counter{}", &l[..i], &rest[end..]);
+        }
+        // iptables-save's chain counters: `:OUTPUT ACCEPT [1:96]`.
+        if l.starts_with(':') {
+            if let (Some(a), true) = (l.rfind('['), l.ends_with(']')) {
+                l = format!("{}[-:-]", &l[..a]);
+            }
         }
         out.push_str(&l);
         out.push('\n');
