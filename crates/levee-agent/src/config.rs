@@ -35,6 +35,8 @@ pub struct AgentConfig {
     pub detector: DetectorSettings,
     /// The packet sampler and incident pcaps (`[capture]`).
     pub capture: CaptureConfig,
+    /// On-node mitigation (`[mitigation]`, off unless enabled).
+    pub mitigation: levee_mitigate::MitigationConfig,
     /// Indicator lists matched against incident sources (`[[ioc.lists]]`).
     pub ioc: IocConfig,
     /// The file the settings came from, if any.
@@ -118,6 +120,7 @@ impl AgentConfig {
             snapshot_max_age: Duration::from_secs(7 * 86_400),
             detector: DetectorSettings::default(),
             capture: CaptureConfig::default(),
+            mitigation: levee_mitigate::MitigationConfig::default(),
             ioc: IocConfig::default(),
             source: None,
         }
@@ -270,10 +273,41 @@ impl AgentConfig {
             self.ioc.read(&mut i);
             i.finish();
         }
+        let mitigation = root.table("mitigation");
         root.finish();
+        if let Some(t) = mitigation {
+            read_mitigation(&mut self.mitigation, t, problems);
+        }
         events_file_set
     }
+}
 
+/// `[mitigation]`: `levee_mitigate`'s serde types (unknown keys are errors),
+/// then its validation, which reports every remaining problem.
+fn read_mitigation(
+    cfg: &mut levee_mitigate::MitigationConfig,
+    table: toml::Table,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    match toml::Value::Table(table).try_into::<levee_mitigate::MitigationConfig>() {
+        Ok(m) => {
+            for p in m.validate("mitigation") {
+                let (key, message) = p.split_once(": ").unwrap_or(("mitigation", &p));
+                problems.push(ConfigProblem {
+                    key: key.into(),
+                    message: message.into(),
+                });
+            }
+            *cfg = m;
+        }
+        Err(e) => problems.push(ConfigProblem {
+            key: "mitigation".into(),
+            message: e.message().to_string(),
+        }),
+    }
+}
+
+impl AgentConfig {
     fn apply(&mut self, o: &Overrides, problems: &mut Vec<ConfigProblem>, events_file_set: bool) {
         if let Some(n) = &o.node {
             self.node = n.clone();
@@ -379,6 +413,17 @@ mod tests {
         assert_eq!(c.ioc.lists.len(), 2);
         assert_eq!(c.ioc.lists[0].format, levee_ioc::Format::SpamhausDrop);
         assert_eq!(c.ioc.lists[1].format, levee_ioc::Format::Auto);
+        let m = &c.mitigation;
+        assert!(m.enabled && !m.dry_run);
+        assert_eq!(m.ttl, Duration::from_secs(600));
+        assert_eq!(m.allowlist.len(), 2);
+        assert_eq!(m.guard.max_drop, 0.9);
+        assert_eq!(m.profiles.get(levee_packet::Family::HttpFlood).len(), 1);
+        assert_eq!(
+            m.profiles.get(levee_packet::Family::DnsAmplification).len(),
+            1,
+            "defaults kept"
+        );
         // Every key the reader knows appears in the example (uncommented).
         for key in [
             "node",
@@ -406,6 +451,18 @@ mod tests {
             "name",
             "path",
             "format",
+            "dry_run",
+            "executor",
+            "allowlist",
+            "protected",
+            "max_rules",
+            "ttl",
+            "netdev_ingress",
+            "audit_file",
+            "max_drop",
+            "grace",
+            "min_pps",
+            "syn_flood",
         ] {
             assert!(
                 text.lines()
@@ -461,6 +518,25 @@ mod tests {
             text.contains("expected a duration from 100ms to 1m, found \"5ms\""),
             "{text}"
         );
+    }
+
+    #[test]
+    fn mitigation_problems_name_their_keys() {
+        let e = load("[mitigation]\nenabeld = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mitigation") && e.contains("enabeld"), "{e}");
+        let e = load("[mitigation]\nttl = \"0s\"\nmax_rules = 0\n[mitigation.profiles]\nsyn_flood = [{ action = \"rate_limit\" }]\n")
+            .unwrap_err()
+            .to_string();
+        for key in [
+            "mitigation.ttl",
+            "mitigation.max_rules",
+            "mitigation.profiles.syn_flood[0].pps",
+        ] {
+            assert!(e.contains(key), "{key} missing in {e}");
+        }
+        assert!(!load("").unwrap().mitigation.enabled, "off by default");
     }
 
     #[test]

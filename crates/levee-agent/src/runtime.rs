@@ -70,6 +70,8 @@ pub struct Agent {
     vis: Visibility,
     /// The last error text per source, so a persistent failure is one event, not ten a second.
     last_errors: Vec<(String, String)>,
+    /// On-node mitigation (off unless [`Agent::with_mitigation`]).
+    mitigation: Option<levee_mitigate::MitigationEngine>,
 }
 
 impl Agent {
@@ -93,7 +95,35 @@ impl Agent {
             reload: None,
             vis,
             last_errors: Vec::new(),
+            mitigation: None,
         })
+    }
+
+    /// Mitigates incidents on this node: applies rules when one starts,
+    /// keeps them while it lasts, removes them when it ends; reconciles the
+    /// kernel at start and removes everything at stop.
+    pub fn with_mitigation(mut self, engine: levee_mitigate::MitigationEngine) -> Self {
+        self.mitigation = Some(engine);
+        self
+    }
+
+    /// Runs one mitigation call and emits its events, stamped `now` plus the
+    /// time the call took (the rules were in place by then).
+    fn mitigate(
+        &mut self,
+        now: i64,
+        call: impl FnOnce(&mut levee_mitigate::MitigationEngine, i64) -> Vec<EventBody>,
+    ) -> Result<(), RunError> {
+        let Some(engine) = self.mitigation.as_mut() else {
+            return Ok(());
+        };
+        let t0 = Instant::now();
+        let events = call(engine, now);
+        let ts = now + t0.elapsed().as_millis() as i64;
+        for e in events {
+            self.emit(ts, e)?;
+        }
+        Ok(())
     }
 
     /// Classifies incidents with the packet sampler's view.
@@ -218,7 +248,7 @@ impl Agent {
             }
         }
         self.vis.rotate(now);
-        Ok(())
+        self.mitigate(now, |m, t| m.tick(t))
     }
 
     /// Emits one detector output, classified by the packet view.
@@ -229,7 +259,11 @@ impl Agent {
             }
             DetectorOutput::Started(mut i) => {
                 let pcap = self.vis.started(&mut i, now);
+                let to_mitigate = self.mitigation.is_some().then(|| i.clone());
                 self.emit(now, EventBody::IncidentStarted(i))?;
+                if let Some(i) = to_mitigate {
+                    self.mitigate(now, |m, t| m.on_incident_started(&i, t))?;
+                }
                 // After the event: the capture file is evidence, not detection.
                 if let Some(job) = pcap {
                     match self.vis.write_pcap(&job) {
@@ -259,7 +293,9 @@ impl Agent {
             }
             DetectorOutput::Resolved(mut info, summary) => {
                 self.vis.resolved(&mut info);
-                self.emit(now, EventBody::IncidentResolved { info, summary })
+                let id = info.incident_id.clone();
+                self.emit(now, EventBody::IncidentResolved { info, summary })?;
+                self.mitigate(now, |m, t| m.on_incident_resolved(&id, t))
             }
         }
     }
@@ -279,6 +315,8 @@ impl Agent {
                 interfaces: first.interfaces.clone(),
             },
         )?;
+        // Rules a previous run left behind (crash, SIGKILL) go first.
+        self.mitigate(unix_now_ms(), |m, t| m.reconcile(t))?;
         self.handle(first)?;
         let mut ticker = crate::ticker::Ticker::new(self.cfg.tick);
         let mut last_save = Instant::now();
@@ -314,6 +352,7 @@ impl Agent {
             Visibility::disabled(self.cfg.capture.clone(), &self.cfg.state_dir),
         );
         vis.join();
+        self.mitigate(unix_now_ms(), |m, t| m.shutdown(t))?;
         self.emit(
             unix_now_ms(),
             EventBody::AgentStopped {
@@ -365,6 +404,15 @@ mod tests {
     }
 
     fn run(dir: &std::path::Path, rates: Vec<f64>, warmup_s: u64) -> Vec<serde_json::Value> {
+        run_with(dir, rates, warmup_s, None)
+    }
+
+    fn run_with(
+        dir: &std::path::Path,
+        rates: Vec<f64>,
+        warmup_s: u64,
+        mitigation: Option<levee_mitigate::MitigationEngine>,
+    ) -> Vec<serde_json::Value> {
         let o = Overrides {
             tick: Some(Duration::from_millis(100)),
             baseline_warmup: Some(Duration::from_secs(warmup_s)),
@@ -384,6 +432,10 @@ mod tests {
             5,
         )
         .unwrap();
+        let agent = match mitigation {
+            Some(m) => agent.with_mitigation(m),
+            None => agent,
+        };
         agent.run(Some(n)).unwrap();
         std::fs::read_to_string(dir.join("events.jsonl"))
             .unwrap()
@@ -396,6 +448,61 @@ mod tests {
         evs.iter()
             .map(|e| e["event"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// The mitigation hook: reconcile at start, rules with the incident,
+    /// removal at its end, each as events in order.
+    #[test]
+    fn incidents_are_mitigated_through_the_hook() {
+        use levee_mitigate::testing::Fake;
+        let dir = tempfile::tempdir().unwrap();
+        let nft = Fake::new(levee_mitigate::ExecutorKind::Nftables);
+        nft.k()
+            .leftovers
+            .push((uuid::Uuid::from_u128(7), "rule of a dead agent".into()));
+        let host = levee_mitigate::host::HostInfo {
+            addresses: vec![levee_mitigate::host::HostAddr {
+                interface: "eth0".into(),
+                addr: "10.0.0.2".parse().unwrap(),
+                prefix_len: 24,
+                scope: "global".into(),
+            }],
+            gateways: vec![],
+        };
+        let cfg = levee_mitigate::MitigationConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        let engine = levee_mitigate::MitigationEngine::new(
+            cfg,
+            host,
+            vec![Box::new(nft.clone())],
+            None,
+            Default::default(),
+        )
+        .unwrap();
+        let mut rates = vec![3_000.0; 30];
+        rates.extend(vec![300_000.0; 20]);
+        rates.extend(vec![3_000.0; 20]);
+        let evs = run_with(dir.path(), rates, 2, Some(engine));
+        let k = kinds(&evs);
+        let pos = |e: &str| {
+            k.iter()
+                .position(|x| x == e)
+                .unwrap_or_else(|| panic!("no {e} in {k:?}"))
+        };
+        assert!(pos("agent_started") < pos("mitigation_reconciled"));
+        assert!(pos("incident_started") < pos("mitigation_previewed"));
+        assert!(pos("mitigation_previewed") < pos("mitigation_applied"));
+        assert!(pos("incident_resolved") < pos("mitigation_rolled_back"));
+        let applied = &evs[pos("mitigation_applied")];
+        assert_eq!(
+            applied["incident_id"],
+            evs[pos("incident_started")]["incident_id"]
+        );
+        assert_eq!(applied["executor"], "nftables");
+        assert!(nft.k().applied.is_empty(), "rules removed at resolve");
+        assert!(nft.k().leftovers.is_empty(), "leftovers reconciled");
     }
 
     #[test]

@@ -83,6 +83,38 @@ pub enum EventBody {
     AgentStopped {
         reason: String,
     },
+    /// A mitigation was rendered: `rule` is exactly what will be applied
+    /// (or, in dry-run mode, what would be).
+    MitigationPreviewed(MitigationInfo),
+    /// The tool accepted the rule.
+    MitigationApplied {
+        #[serde(flatten)]
+        info: MitigationInfo,
+        /// Time the tool took to put the rule in place, in milliseconds.
+        apply_ms: f64,
+    },
+    /// The rule was removed: the incident ended, its TTL passed
+    /// (`expired: true`), the collateral-damage guard tripped, or the agent
+    /// stopped; `reason` says which.
+    MitigationRolledBack {
+        #[serde(flatten)]
+        info: MitigationInfo,
+        reason: String,
+        #[serde(default)]
+        expired: bool,
+    },
+    /// Refused, or the tool failed to apply, verify or remove it.
+    MitigationFailed {
+        #[serde(flatten)]
+        info: MitigationInfo,
+        error: String,
+    },
+    /// Objects of Levee's found in the kernel without a live mitigation
+    /// behind them (left by a crash) were removed.
+    MitigationReconciled {
+        executor: String,
+        removed: Vec<String>,
+    },
 }
 
 impl EventBody {
@@ -96,6 +128,11 @@ impl EventBody {
             EventBody::IncidentVectorChanged { .. } => "incident_vector_changed",
             EventBody::SourceError { .. } => "source_error",
             EventBody::AgentStopped { .. } => "agent_stopped",
+            EventBody::MitigationPreviewed(_) => "mitigation_previewed",
+            EventBody::MitigationApplied { .. } => "mitigation_applied",
+            EventBody::MitigationRolledBack { .. } => "mitigation_rolled_back",
+            EventBody::MitigationFailed { .. } => "mitigation_failed",
+            EventBody::MitigationReconciled { .. } => "mitigation_reconciled",
         }
     }
 }
@@ -168,6 +205,28 @@ pub struct IncidentDetails {
     pub ioc_matches: Option<serde_json::Value>,
 }
 
+/// The fields every mitigation event carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MitigationInfo {
+    pub mitigation_id: String,
+    pub incident_id: String,
+    /// `nftables`, `iptables`, `ipset`, `tc`, `route`, `sysctl`, `ufw`,
+    /// `firewalld`, `csf`, `xdp`.
+    pub executor: String,
+    /// The exact text applied: commands, one per line, with standard input
+    /// (an nft ruleset batch) as a here-document.
+    pub rule: String,
+    /// What the rule does, e.g. `rate_limit(2000 pps, burst 500)`.
+    pub action: String,
+    /// The incident's target (interface, `host` or address).
+    pub target: String,
+    /// Lifetime of the rule in seconds (kernel-enforced where the tool can).
+    pub ttl_s: u64,
+    /// True when nothing is applied (dry-run mode).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
 /// One metric of an incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentMetric {
@@ -231,6 +290,57 @@ mod tests {
             v.get("family").is_none(),
             "absent classification is omitted"
         );
+    }
+
+    #[test]
+    fn mitigation_events_carry_the_external_fields() {
+        let info = MitigationInfo {
+            mitigation_id: "m1".into(),
+            incident_id: "i1".into(),
+            executor: "nftables".into(),
+            rule: "nft -f - <<'EOF'\nadd table inet levee\nEOF".into(),
+            action: "drop".into(),
+            target: "eth0".into(),
+            ttl_s: 600,
+            dry_run: false,
+        };
+        let bodies = [
+            EventBody::MitigationPreviewed(info.clone()),
+            EventBody::MitigationApplied {
+                info: info.clone(),
+                apply_ms: 4.2,
+            },
+            EventBody::MitigationRolledBack {
+                info: info.clone(),
+                reason: "incident resolved".into(),
+                expired: false,
+            },
+            EventBody::MitigationFailed {
+                info,
+                error: "nft: syntax error".into(),
+            },
+        ];
+        for b in bodies {
+            let e = Event::new(0, "n", b);
+            let line = e.to_json_line();
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["event"], e.kind());
+            for k in ["mitigation_id", "incident_id", "executor", "rule"] {
+                assert!(v.get(k).is_some(), "{k} missing in {line}");
+            }
+            assert!(v.get("dry_run").is_none(), "false dry_run is omitted");
+            let back: Event = serde_json::from_str(&line).unwrap();
+            assert_eq!(back, e);
+        }
+        let r = Event::new(
+            0,
+            "n",
+            EventBody::MitigationReconciled {
+                executor: "nftables".into(),
+                removed: vec!["nft table inet levee".into()],
+            },
+        );
+        assert_eq!(r.kind(), "mitigation_reconciled");
     }
 
     #[test]

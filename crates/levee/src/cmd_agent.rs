@@ -77,7 +77,8 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
     let source = KernelTicks::new(&cfg).context("opening the kernel counter sources")?;
     let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
     let vis = start_visibility(&cfg, &flags.stop)?;
-    let agent = Agent::new(
+    let mitigation = start_mitigation(&cfg)?;
+    let mut agent = Agent::new(
         cfg,
         Box::new(source),
         sink,
@@ -86,8 +87,34 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
     )?
     .with_visibility(vis)
     .with_reload_flag(flags.reload);
+    if let Some(engine) = mitigation {
+        agent = agent.with_mitigation(engine);
+    }
     agent.run(None)?;
     Ok(())
+}
+
+/// The on-node mitigation engine when `[mitigation] enabled = true`. A
+/// configured but unusable executor stops the agent: running unprotected
+/// while the config says otherwise would be worse.
+fn start_mitigation(cfg: &AgentConfig) -> anyhow::Result<Option<levee_mitigate::MitigationEngine>> {
+    if !cfg.mitigation.enabled {
+        return Ok(None);
+    }
+    let engine = levee_mitigate::system::build(
+        cfg.mitigation.clone(),
+        &cfg.state_dir,
+        levee_mitigate::runner::SystemRunner::new(),
+        vec![],
+        levee_agent::runtime::random_seed(),
+    )
+    .context("starting on-node mitigation ([mitigation] enabled = true)")?;
+    tracing::info!(
+        executor = %cfg.mitigation.executor,
+        dry_run = cfg.mitigation.dry_run,
+        "on-node mitigation on"
+    );
+    Ok(Some(engine))
 }
 
 /// The packet sampler on the configured interfaces, and the indicator lists.

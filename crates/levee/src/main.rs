@@ -2,6 +2,8 @@
 //! over to the libraries. Subcommands live in their own modules.
 
 mod cmd_agent;
+mod cmd_audit;
+mod cmd_mitigate;
 mod cmd_pcap;
 mod cmd_watch;
 mod signals;
@@ -30,6 +32,12 @@ enum Command {
     /// Work with packet captures offline.
     #[command(subcommand)]
     Pcap(cmd_pcap::PcapCommand),
+    /// Preview, apply or clean up on-node mitigation rules.
+    #[command(subcommand)]
+    Mitigate(cmd_mitigate::MitigateCommand),
+    /// Check the mitigation audit log.
+    #[command(subcommand)]
+    Audit(cmd_audit::AuditCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +54,8 @@ fn main() -> std::process::ExitCode {
         Command::Agent(a) => cmd_agent::run(a),
         Command::Watch(w) => cmd_watch::run(w),
         Command::Pcap(p) => cmd_pcap::run(p),
+        Command::Mitigate(m) => cmd_mitigate::run(m),
+        Command::Audit(a) => cmd_audit::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
