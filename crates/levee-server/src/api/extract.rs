@@ -185,13 +185,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path.is_empty() || path == "." {
-            ApiError::field("body", format!("invalid JSON: {inner}"))
+        let inner = e.into_inner().to_string();
+        let at = if path.is_empty() || path == "." {
+            None
         } else {
-            ApiError::field(path, format!("{inner}"))
+            Some(path)
+        };
+        match (missing_field(&inner), at) {
+            (Some(f), Some(p)) => ApiError::field(format!("{p}.{f}"), "missing"),
+            (Some(f), None) => ApiError::field(f, "missing"),
+            (None, Some(p)) => ApiError::field(p, inner),
+            (None, None) => ApiError::field("body", format!("invalid JSON: {inner}")),
         }
     })
+}
+
+/// The field a serde "missing field `x`" error is about (serde reports the
+/// enclosing path, not the field itself).
+fn missing_field(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("missing field `")?;
+    rest.split('`').next()
 }
 
 /// A JSON body, parsed and validated.
