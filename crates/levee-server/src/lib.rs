@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod background;
 pub mod config;
 pub mod correlate;
 pub mod ingest;

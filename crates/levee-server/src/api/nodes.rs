@@ -111,13 +111,20 @@ pub async fn node_metrics(
         } else {
             Resolution::Minute
         });
+    // A row covers its second (or minute): include every row overlapping [from, to).
+    let step = match resolution {
+        Resolution::Second => 1,
+        Resolution::Minute => 60,
+    };
+    let from_s = from.div_euclid(1000).div_euclid(step) * step;
+    let to_s = (to + 999).div_euclid(1000);
     let points = state
         .store
         .metric_points(
             id,
             resolution,
-            from.div_euclid(1000),
-            to.div_euclid(1000),
+            from_s,
+            to_s,
             q.target.as_deref(),
             MAX_POINTS,
         )
