@@ -3,6 +3,7 @@
 //!
 //! Every key is documented in `examples/agent.toml`, which a test loads.
 
+use crate::capture_config::{CaptureConfig, IocConfig};
 use crate::tomlread::{parse_duration_in, ConfigProblem, TableReader};
 use levee_detector::DetectorSettings;
 use levee_model::Metric;
@@ -32,6 +33,10 @@ pub struct AgentConfig {
     /// A snapshot older than this is ignored at start (the traffic it learnt is stale).
     pub snapshot_max_age: Duration,
     pub detector: DetectorSettings,
+    /// The packet sampler and incident pcaps (`[capture]`).
+    pub capture: CaptureConfig,
+    /// Indicator lists matched against incident sources (`[[ioc.lists]]`).
+    pub ioc: IocConfig,
     /// The file the settings came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -46,6 +51,8 @@ pub struct Overrides {
     pub quiet_period: Option<Duration>,
     pub events_file: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    /// `--no-capture`: counters only, no packet sampler.
+    pub no_capture: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +117,8 @@ impl AgentConfig {
             conn_interval: Duration::from_secs(1),
             snapshot_max_age: Duration::from_secs(7 * 86_400),
             detector: DetectorSettings::default(),
+            capture: CaptureConfig::default(),
+            ioc: IocConfig::default(),
             source: None,
         }
     }
@@ -253,6 +262,14 @@ impl AgentConfig {
             }
             d.finish();
         }
+        if let Some(mut c) = root.sub("capture") {
+            self.capture.read(&mut c);
+            c.finish();
+        }
+        if let Some(mut i) = root.sub("ioc") {
+            self.ioc.read(&mut i);
+            i.finish();
+        }
         root.finish();
         events_file_set
     }
@@ -272,6 +289,9 @@ impl AgentConfig {
         }
         if let Some(q) = o.quiet_period {
             self.detector.quiet_period_ms = q.as_millis() as u64;
+        }
+        if o.no_capture {
+            self.capture.enabled = false;
         }
         if let Some(d) = &o.state_dir {
             self.state_dir = d.clone();
@@ -353,6 +373,12 @@ mod tests {
         assert_eq!(c.node, "web1");
         assert_eq!(c.interfaces, ["eth0"]);
         assert_eq!(c.detector.floor(Metric::IcmpPps), 500.0);
+        assert!(c.capture.enabled);
+        assert_eq!(c.capture.ring_packets, 10_000);
+        assert_eq!(c.capture.pcap_before, Duration::from_secs(5));
+        assert_eq!(c.ioc.lists.len(), 2);
+        assert_eq!(c.ioc.lists[0].format, levee_ioc::Format::SpamhausDrop);
+        assert_eq!(c.ioc.lists[1].format, levee_ioc::Format::Auto);
         // Every key the reader knows appears in the example (uncommented).
         for key in [
             "node",
@@ -369,6 +395,17 @@ mod tests {
             "baseline_warmup",
             "confirm_ticks",
             "quiet_period",
+            "enabled",
+            "budget_pps",
+            "snaplen",
+            "ring_packets",
+            "pcap_packets",
+            "pcap_before",
+            "pcap_dir",
+            "pcap_keep",
+            "name",
+            "path",
+            "format",
         ] {
             assert!(
                 text.lines()
@@ -424,6 +461,50 @@ mod tests {
             text.contains("expected a duration from 100ms to 1m, found \"5ms\""),
             "{text}"
         );
+    }
+
+    #[test]
+    fn capture_and_ioc_problems_name_their_keys() {
+        let err = load(
+            r#"
+            [capture]
+            enabled = "yes"
+            budget_pps = 5
+            window = "1h"
+            colour = 1
+            [[ioc.lists]]
+            name = "a"
+            path = "/x"
+            format = "csv"
+            [[ioc.lists]]
+            name = "a"
+            [[ioc.lists]]
+            path = "/y"
+            "#,
+        )
+        .unwrap_err();
+        let ConfigError::Invalid { problems, .. } = &err else {
+            panic!("{err}")
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "capture.enabled",
+            "capture.budget_pps",
+            "capture.window",
+            "capture.colour",
+            "ioc.lists[0].format",
+            "ioc.lists[1].name",
+            "ioc.lists[1].path",
+            "ioc.lists[2].name",
+        ] {
+            assert!(keys.contains(&k), "missing problem for {k} in {keys:?}");
+        }
+        let o = Overrides {
+            no_capture: true,
+            ..Default::default()
+        };
+        let c = AgentConfig::from_parts(None, None, &o).unwrap();
+        assert!(!c.capture.enabled, "--no-capture wins");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! interval timer both loops use ([`ticker`]).
 //! The `levee` binary only parses flags and wires these together.
 
+pub mod capture_config;
 pub mod config;
 pub mod kernel;
 pub mod runtime;
@@ -11,6 +12,7 @@ pub mod sink;
 pub mod state;
 pub mod ticker;
 pub mod tomlread;
+pub mod visibility;
 pub mod watch;
 
 pub use config::{AgentConfig, ConfigError, Overrides};

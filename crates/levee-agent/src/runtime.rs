@@ -8,9 +8,10 @@
 use crate::config::AgentConfig;
 use crate::sink::{EventSink, SinkError};
 use crate::state::{StateDir, StateError, Unusable};
+use crate::visibility::Visibility;
 use levee_detector::{Detector, DetectorOutput};
 use levee_model::{Event, EventBody, TickObservation};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -63,6 +64,10 @@ pub struct Agent {
     state: StateDir,
     source: Box<dyn TickSource>,
     stop: Arc<AtomicBool>,
+    /// Raised by SIGHUP: re-read the indicator lists.
+    reload: Option<Arc<AtomicBool>>,
+    /// The packet sampler's view (disabled unless [`Agent::with_visibility`]).
+    vis: Visibility,
     /// The last error text per source, so a persistent failure is one event, not ten a second.
     last_errors: Vec<(String, String)>,
 }
@@ -77,6 +82,7 @@ impl Agent {
     ) -> Result<Self, RunError> {
         let state = StateDir::open(&cfg.state_dir)?;
         let detector = Detector::new(cfg.detector.clone(), seed);
+        let vis = Visibility::disabled(cfg.capture.clone(), &cfg.state_dir);
         Ok(Agent {
             cfg,
             detector,
@@ -84,8 +90,48 @@ impl Agent {
             state,
             source,
             stop,
+            reload: None,
+            vis,
             last_errors: Vec::new(),
         })
+    }
+
+    /// Classifies incidents with the packet sampler's view.
+    pub fn with_visibility(mut self, vis: Visibility) -> Self {
+        self.vis = vis;
+        self
+    }
+
+    /// A flag (raised by SIGHUP) that makes the loop re-read the indicator lists.
+    pub fn with_reload_flag(mut self, reload: Arc<AtomicBool>) -> Self {
+        self.reload = Some(reload);
+        self
+    }
+
+    fn reload_iocs(&mut self) -> Result<(), RunError> {
+        let Some(report) = self.vis.reload_iocs() else {
+            tracing::info!("SIGHUP: no indicator lists configured");
+            return Ok(());
+        };
+        for l in &report.lists {
+            match &l.outcome {
+                levee_ioc::ListOutcome::Loaded(p) => {
+                    tracing::info!(list = %l.name, "indicator list reloaded: {p}")
+                }
+                levee_ioc::ListOutcome::KeptPrevious { error, kept } => {
+                    let text = format!("{error}; keeping the previous {kept} indicators");
+                    tracing::warn!(list = %l.name, "{text}");
+                    self.emit(
+                        unix_now_ms(),
+                        EventBody::SourceError {
+                            source_name: format!("indicator list {}", l.name),
+                            error: text,
+                        },
+                    )?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn emit(&mut self, unix_ms: i64, body: EventBody) -> Result<(), RunError> {
@@ -142,8 +188,9 @@ impl Agent {
         }
     }
 
-    fn handle(&mut self, r: TickResult) -> Result<(), RunError> {
+    fn handle(&mut self, mut r: TickResult) -> Result<(), RunError> {
         let now = r.obs.as_ref().map_or_else(unix_now_ms, |o| o.unix_ms);
+        r.errors.extend(self.vis.errors());
         for (source, error) in &r.errors {
             let known = self
                 .last_errors
@@ -167,18 +214,54 @@ impl Agent {
         }
         if let Some(obs) = r.obs {
             for out in self.detector.observe(&obs) {
-                let body = match out {
-                    DetectorOutput::BaselineReady { series } => EventBody::BaselineReady { series },
-                    DetectorOutput::Started(i) => EventBody::IncidentStarted(i),
-                    DetectorOutput::Updated(i) => EventBody::IncidentUpdated(i),
-                    DetectorOutput::Resolved(info, summary) => {
-                        EventBody::IncidentResolved { info, summary }
-                    }
-                };
-                self.emit(obs.unix_ms, body)?;
+                self.on_output(obs.unix_ms, out)?;
             }
         }
+        self.vis.rotate(now);
         Ok(())
+    }
+
+    /// Emits one detector output, classified by the packet view.
+    fn on_output(&mut self, now: i64, out: DetectorOutput) -> Result<(), RunError> {
+        match out {
+            DetectorOutput::BaselineReady { series } => {
+                self.emit(now, EventBody::BaselineReady { series })
+            }
+            DetectorOutput::Started(mut i) => {
+                let pcap = self.vis.started(&mut i, now);
+                self.emit(now, EventBody::IncidentStarted(i))?;
+                // After the event: the capture file is evidence, not detection.
+                if let Some(job) = pcap {
+                    match self.vis.write_pcap(&job) {
+                        Ok(sum) => tracing::info!(
+                            path = %job.path.display(),
+                            frames = sum.frames,
+                            "incident pcap written"
+                        ),
+                        Err(e) => self.emit(
+                            now,
+                            EventBody::SourceError {
+                                source_name: "incident pcap".into(),
+                                error: format!("{e} (the incident continues without it)"),
+                            },
+                        )?,
+                    }
+                }
+                Ok(())
+            }
+            DetectorOutput::Updated(mut i) => {
+                let change = self.vis.updated(&mut i);
+                self.emit(now, EventBody::IncidentUpdated(i))?;
+                match change {
+                    Some(c) => self.emit(now, c),
+                    None => Ok(()),
+                }
+            }
+            DetectorOutput::Resolved(mut info, summary) => {
+                self.vis.resolved(&mut info);
+                self.emit(now, EventBody::IncidentResolved { info, summary })
+            }
+        }
     }
 
     /// Runs until the stop flag is raised (then parks are cut short by an unpark
@@ -207,6 +290,13 @@ impl Agent {
             if !ticker.wait(&self.stop) {
                 break "signal";
             }
+            if self
+                .reload
+                .as_ref()
+                .is_some_and(|f| f.swap(false, Ordering::SeqCst))
+            {
+                self.reload_iocs()?;
+            }
             let r = self.source.tick();
             self.handle(r)?;
             ticks += 1;
@@ -216,6 +306,14 @@ impl Agent {
             }
         };
         self.save();
+        // The capture threads watch the same flag; raising it is harmless
+        // when the loop ended on its tick limit.
+        self.stop.store(true, Ordering::SeqCst);
+        let vis = std::mem::replace(
+            &mut self.vis,
+            Visibility::disabled(self.cfg.capture.clone(), &self.cfg.state_dir),
+        );
+        vis.join();
         self.emit(
             unix_now_ms(),
             EventBody::AgentStopped {

@@ -84,6 +84,60 @@ impl<'a> TableReader<'a> {
         })
     }
 
+    pub fn boolean(&mut self, key: &str) -> Option<bool> {
+        match self.take(key)? {
+            Value::Boolean(b) => Some(b),
+            other => {
+                self.problem(
+                    key,
+                    format!("expected true or false, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// An array of tables (`[[key]]`): each table with the dotted name its
+    /// keys are reported under (`key[i]`); read each with [`Self::reader`].
+    pub fn table_list(&mut self, key: &str) -> Option<Vec<(String, Table)>> {
+        let items = match self.take(key)? {
+            Value::Array(items) => items,
+            other => {
+                self.problem(
+                    key,
+                    format!(
+                        "expected a list of tables ([[{}]]), found {}",
+                        self.path(key),
+                        other.type_str()
+                    ),
+                );
+                return None;
+            }
+        };
+        let base = self.path(key);
+        let mut tables = Vec::new();
+        for (i, v) in items.into_iter().enumerate() {
+            match v {
+                Value::Table(t) => tables.push((format!("{base}[{i}]"), t)),
+                other => self.problem(
+                    &format!("{key}[{i}]"),
+                    format!("expected a table, found {}", other.type_str()),
+                ),
+            }
+        }
+        Some(tables)
+    }
+
+    /// A reader for a table taken out of this one (e.g. by [`Self::table_list`]),
+    /// reporting into the same problem list.
+    pub fn reader(&mut self, prefix: String, table: Table) -> TableReader<'_> {
+        TableReader {
+            prefix,
+            table,
+            problems: self.problems,
+        }
+    }
+
     pub fn string(&mut self, key: &str) -> Option<String> {
         match self.take(key)? {
             Value::String(s) => Some(s),

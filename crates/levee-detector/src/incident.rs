@@ -279,6 +279,7 @@ impl OpenIncident {
             family: None,
             confidence: None,
             fingerprint: None,
+            details: Default::default(),
         }
     }
 

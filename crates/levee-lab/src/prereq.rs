@@ -61,6 +61,11 @@ pub fn is_ci() -> bool {
 
 /// Everything missing on this machine, described for humans.
 pub fn missing_prerequisites() -> Vec<String> {
+    missing_prerequisites_with(&[])
+}
+
+/// As [`missing_prerequisites`], plus `extra` tools: (command, Debian package).
+pub fn missing_prerequisites_with(extra: &[(&str, &str)]) -> Vec<String> {
     let mut missing = Vec::new();
     if !has_root_powers() {
         missing.push(
@@ -68,7 +73,7 @@ pub fn missing_prerequisites() -> Vec<String> {
                 .to_string(),
         );
     }
-    for (tool, package) in REQUIRED_TOOLS {
+    for (tool, package) in REQUIRED_TOOLS.iter().chain(extra) {
         if which(tool).is_none() {
             missing.push(format!("`{tool}` (Debian package {package})"));
         }
@@ -83,7 +88,13 @@ pub fn missing_prerequisites() -> Vec<String> {
 /// # Panics
 /// When something is missing and `CI=true`: lab tests must fail on CI.
 pub fn require_lab() -> Option<LabSkip> {
-    match decide(missing_prerequisites(), is_ci()) {
+    require_lab_with(&[])
+}
+
+/// As [`require_lab`], for tests that also need `extra` tools:
+/// (command, Debian package), e.g. `("iperf3", "iperf3")`.
+pub fn require_lab_with(extra: &[(&str, &str)]) -> Option<LabSkip> {
+    match decide(missing_prerequisites_with(extra), is_ci()) {
         Decision::Run => None,
         Decision::Fail(msg) => panic!("{msg}"),
         Decision::Skip(skip) => {

@@ -193,9 +193,10 @@ fn flood_detect_resolve(
 /// protocol counters see the same packets as the interface, in the same tick.
 fn assert_protocol_metric(kind: FloodKind, started: &ReceivedEvent) {
     let want = match kind {
-        FloodKind::Syn | FloodKind::Ack | FloodKind::Rst => "tcp_pps",
-        FloodKind::Udp => "udp_pps",
+        FloodKind::Syn | FloodKind::Ack | FloodKind::Rst | FloodKind::Xmas => "tcp_pps",
+        FloodKind::Udp | FloodKind::Fragment | FloodKind::Amplification(_) => "udp_pps",
         FloodKind::Icmp => "icmp_pps",
+        FloodKind::Gre => "rx_pps",
     };
     let names: Vec<&str> = started.value["metrics"]
         .as_array()

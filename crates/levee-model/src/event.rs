@@ -79,6 +79,19 @@ pub enum EventBody {
         #[serde(flatten)]
         summary: IncidentResolvedSummary,
     },
+    /// The classification of an open incident changed (a new vector joined,
+    /// or the attack switched vectors). Reported after two consecutive
+    /// re-evaluations agree, so a vector hovering at a threshold is not noise.
+    IncidentVectorChanged {
+        incident_id: String,
+        target: String,
+        previous_family: String,
+        family: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confidence: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<serde_json::Value>,
+    },
     /// A counter source failed this tick; detection continues with what remains.
     SourceError {
         source_name: String,
@@ -97,6 +110,7 @@ impl EventBody {
             EventBody::IncidentStarted(_) => "incident_started",
             EventBody::IncidentUpdated(_) => "incident_updated",
             EventBody::IncidentResolved { .. } => "incident_resolved",
+            EventBody::IncidentVectorChanged { .. } => "incident_vector_changed",
             EventBody::SourceError { .. } => "source_error",
             EventBody::AgentStopped { .. } => "agent_stopped",
         }
@@ -128,6 +142,47 @@ pub struct IncidentInfo {
     pub confidence: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<serde_json::Value>,
+    /// What the packet sampler adds besides family, confidence and fingerprint.
+    #[serde(flatten)]
+    pub details: IncidentDetails,
+}
+
+/// Packet-level details of an incident, each present only when known. The
+/// structured ones are JSON values because their types live in crates that
+/// depend on this one (levee-packet, levee-ioc).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IncidentDetails {
+    /// A finer name within the family (e.g. `syn_ack_reflection`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The attacked address, when one destination takes most of the traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim: Option<String>,
+    /// How likely the sources are forged, with the evidence (score, entropy, TTLs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spoofing: Option<serde_json::Value>,
+    /// Every traffic vector with its packet and byte share, heaviest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vectors: Option<serde_json::Value>,
+    /// Heaviest sources in the classified window, counts scaled by the sampling rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_sources: Option<serde_json::Value>,
+    /// Sampling rate N in force (each sampled packet stands for N on the wire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling_rate: Option<u32>,
+    /// Sampled packets the classification is based on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_packets: Option<u64>,
+    /// Packets on the wire those stand for: each sampled packet counted with
+    /// the sampling rate it was taken at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_packets: Option<u64>,
+    /// The incident's capture file (written at incident start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcap: Option<String>,
+    /// Top sources found in indicator lists: `[{source, list, prefix, note}]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ioc_matches: Option<serde_json::Value>,
 }
 
 /// One metric of an incident.
@@ -172,6 +227,7 @@ mod tests {
             family: None,
             confidence: None,
             fingerprint: None,
+            details: IncidentDetails::default(),
         }
     }
 

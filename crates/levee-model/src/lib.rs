@@ -13,5 +13,7 @@ pub mod timefmt;
 pub use counters::{
     ConnCounts, InterfaceCounters, InterfaceRates, ProtoCounters, RawSample, TickObservation,
 };
-pub use event::{Event, EventBody, IncidentInfo, IncidentMetric, IncidentResolvedSummary};
+pub use event::{
+    Event, EventBody, IncidentDetails, IncidentInfo, IncidentMetric, IncidentResolvedSummary,
+};
 pub use metric::{Metric, SeriesKey, Target};

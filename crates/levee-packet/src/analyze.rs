@@ -85,6 +85,23 @@ fn ranked<K: Copy + Eq>(t: &TopK<K>, n: usize) -> Vec<Counter<K>> {
     v
 }
 
+/// The `n` heaviest sources of `f`, with their share of its packets.
+pub fn top_sources(f: &Features, n: usize) -> Vec<Talker> {
+    ranked(&f.top_sources, n)
+        .into_iter()
+        .map(|c| Talker {
+            address: key_ip(c.key),
+            packets: c.guaranteed(),
+            packets_max: c.count,
+            share: if f.packets == 0 {
+                0.0
+            } else {
+                round3(c.guaranteed() as f64 / f.packets as f64)
+            },
+        })
+        .collect()
+}
+
 /// One bucket of the packet size histogram.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SizeBucket {
@@ -220,15 +237,7 @@ pub fn summarise(x: &Extractor, sum: ReadSummary, cfg: &AnalyzeConfig) -> Analys
         }
     };
 
-    let top_sources = ranked(&f.top_sources, cfg.top)
-        .into_iter()
-        .map(|c| Talker {
-            address: key_ip(c.key),
-            packets: c.guaranteed(),
-            packets_max: c.count,
-            share: share(c.guaranteed(), f.packets),
-        })
-        .collect();
+    let top_sources = top_sources(f, cfg.top);
     let top_destinations = x
         .top_destinations(cfg.top)
         .into_iter()

@@ -62,7 +62,9 @@ pub mod features;
 pub mod meta;
 pub mod pcap;
 
-pub use analyze::{analyze, analyze_bytes, analyze_path, Analysis, AnalyzeConfig};
+pub use analyze::{
+    analyze, analyze_bytes, analyze_path, top_sources, Analysis, AnalyzeConfig, Talker,
+};
 pub use classify::{
     classify, Classification, ClassifyConfig, Family, Fingerprint, SpoofingEstimate, Variant,
 };

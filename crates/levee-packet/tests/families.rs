@@ -127,6 +127,27 @@ fn icmp_flood() {
     assert_eq!(c.fingerprint.unwrap().icmp_types, Some(vec![8]));
 }
 
+/// Regression (lab, 2026-11-21): hping3 `--udp -f` hops source ports, so a
+/// few first fragments come from port 1900 or 53; the later fragments were
+/// attributed to that "amplification" and the flood called ssdp_amplification.
+#[test]
+fn fragment_flood_passing_through_a_service_port_is_not_amplification() {
+    let mut r = Lcg(81);
+    let payload = vec![0u8; 1400];
+    let mut i = 0u32;
+    let c = classify_frames((0..N / 3).flat_map(|_| {
+        i += 1;
+        let src = r.ip();
+        let sport = if i % 40 == 0 { 1900 } else { r.port() };
+        vec![
+            udp_first_fragment(src, sport, 9999, &payload, 64),
+            raw_ip(src, 17, 1480, 64, Some((185, true))),
+            raw_ip(src, 17, 600, 64, Some((370, false))),
+        ]
+    }));
+    assert_attack(&c, Family::IpFragmentFlood);
+}
+
 #[test]
 fn ip_fragment_flood() {
     // UDP datagrams from random ports, each split into a first and two later
@@ -432,6 +453,7 @@ fn classification_fills_incident_fields() {
         family: None,
         confidence: None,
         fingerprint: None,
+        details: Default::default(),
     };
     c.apply_to(&mut info);
     assert_eq!(info.family.as_deref(), Some("syn_flood"));

@@ -5,8 +5,13 @@ use clap::Args;
 use levee_agent::config::parse_cli_duration;
 use levee_agent::kernel::KernelTicks;
 use levee_agent::sink::EventSink;
+use levee_agent::visibility::sampler::afpacket_opener;
+use levee_agent::visibility::Visibility;
 use levee_agent::{Agent, AgentConfig, Overrides};
+use levee_ioc::{IocStore, ListOutcome};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -35,6 +40,9 @@ pub struct AgentArgs {
     /// Node name in events (default: the host name).
     #[arg(long, value_name = "NAME")]
     node: Option<String>,
+    /// Counters only: no packet sampler (incidents carry no family, fingerprint or pcap).
+    #[arg(long)]
+    no_capture: bool,
     /// Print the effective configuration and exit.
     #[arg(long)]
     print_config: bool,
@@ -49,6 +57,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
         quiet_period: a.quiet_period,
         events_file: a.events_file,
         state_dir: a.state_dir,
+        no_capture: a.no_capture,
     };
     let cfg = AgentConfig::load(a.config.as_deref(), &overrides)?;
     if a.print_config {
@@ -64,16 +73,77 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
         config = %cfg.source.as_ref().map_or("(defaults)".to_string(), |p| p.display().to_string()),
         "levee agent starting"
     );
-    let stop = crate::signals::stop_flag()?;
+    let flags = crate::signals::install()?;
     let source = KernelTicks::new(&cfg).context("opening the kernel counter sources")?;
     let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
+    let vis = start_visibility(&cfg, &flags.stop)?;
     let agent = Agent::new(
         cfg,
         Box::new(source),
         sink,
-        stop,
+        flags.stop,
         levee_agent::runtime::random_seed(),
-    )?;
+    )?
+    .with_visibility(vis)
+    .with_reload_flag(flags.reload);
     agent.run(None)?;
     Ok(())
+}
+
+/// The packet sampler on the configured interfaces, and the indicator lists.
+fn start_visibility(cfg: &AgentConfig, stop: &Arc<AtomicBool>) -> anyhow::Result<Visibility> {
+    let interfaces = capture_interfaces(cfg);
+    let mut vis = Visibility::start(
+        cfg.capture.clone(),
+        &cfg.state_dir,
+        &interfaces,
+        |_| afpacket_opener(),
+        stop,
+        levee_agent::runtime::unix_now_ms().max(0) as u64 * 1_000_000,
+    )
+    .context("starting the packet sampler threads")?;
+    if cfg.capture.enabled {
+        tracing::info!(interfaces = ?interfaces, "packet sampler on");
+    } else {
+        tracing::info!("packet sampler off (capture.enabled = false or --no-capture)");
+    }
+    if !cfg.ioc.lists.is_empty() {
+        // A list that cannot be read is reported and left empty; the agent
+        // runs without it rather than not at all.
+        let (store, report) = IocStore::open(cfg.ioc.lists.clone())
+            .context("loading the indicator lists ([[ioc.lists]])")?;
+        for l in &report.lists {
+            match &l.outcome {
+                ListOutcome::Loaded(p) => {
+                    tracing::info!(list = %l.name, "indicator list loaded: {p}")
+                }
+                ListOutcome::KeptPrevious { error, .. } => {
+                    tracing::warn!(list = %l.name, "indicator list not loaded: {error}")
+                }
+            }
+        }
+        vis.set_iocs(store);
+    }
+    Ok(vis)
+}
+
+/// `capture.interfaces`, else `agent.interfaces`, else every interface but
+/// loopback present now.
+fn capture_interfaces(cfg: &AgentConfig) -> Vec<String> {
+    if !cfg.capture.interfaces.is_empty() {
+        return cfg.capture.interfaces.clone();
+    }
+    if !cfg.interfaces.is_empty() {
+        return cfg.interfaces.clone();
+    }
+    let mut all: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "lo")
+                .collect()
+        })
+        .unwrap_or_default();
+    all.sort();
+    all
 }

@@ -99,6 +99,10 @@ impl Classification {
             .fingerprint
             .as_ref()
             .and_then(|f| serde_json::to_value(f).ok());
+        let d = &mut info.details;
+        d.variant = self.variant.map(|v| v.as_str().to_string());
+        d.spoofing = serde_json::to_value(&self.spoofing).ok();
+        d.vectors = serde_json::to_value(&self.vectors).ok();
     }
 }
 

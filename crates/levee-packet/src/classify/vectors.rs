@@ -12,7 +12,8 @@
 //!   SYNs come from sources that never do. Counts are split by the share of
 //!   sampled SYNs whose source is known.
 //! - Later fragments (no ports) join the amplification vector whose first
-//!   fragments they follow, when most of them are UDP. Otherwise every
+//!   fragments they follow, when most of them are UDP and that service sends
+//!   most of the UDP first fragments. Otherwise every
 //!   fragment (first and later) forms the `ip_fragment_flood` vector.
 //! - UDP from one service port below 1024 (>= 80% of sampled UDP, from 8 or
 //!   more sources) not in the amplification table is `udp_reflection_other`.
@@ -134,10 +135,18 @@ impl<'a> Plan<'a> {
 
         let tails = f.class_packets(Class::FragmentTail);
         let tails_to = if tails > 0 && f.tail_fragments_udp * 2 >= tails {
+            // The service must send most of the UDP first fragments: a
+            // fragmented UDP flood with hopping source ports passes through
+            // port 53 or 1900 now and then, and is not amplification.
+            let udp_first = f.class_first_fragments[Class::Udp.index()]
+                + AmpService::ALL
+                    .iter()
+                    .map(|&s| f.class_first_fragments[Class::from_amp(s).index()])
+                    .sum::<u64>();
             AmpService::ALL
                 .iter()
                 .map(|&s| (s, f.class_first_fragments[Class::from_amp(s).index()]))
-                .filter(|&(_, n)| n > 0)
+                .filter(|&(_, n)| n > 0 && n * 2 >= udp_first)
                 .max_by_key(|&(_, n)| n)
                 .map(|(s, _)| s)
         } else {

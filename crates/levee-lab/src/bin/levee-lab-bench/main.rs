@@ -48,6 +48,11 @@ struct Args {
     /// The levee binary (default: LEVEE_BIN, else built with this profile).
     #[arg(long)]
     levee_bin: Option<PathBuf>,
+    /// Shape the attacker's egress (tc tbf in the attacker namespace) to
+    /// about this many 54-byte SYN frames per second; 0 = unshaped
+    /// (`hping3 --flood` at whatever rate it reaches).
+    #[arg(long, default_value_t = 0)]
+    shape_pps: u64,
     /// Measure FastNetMon side by side: auto (if installed), off.
     #[arg(long, default_value = "auto")]
     fastnetmon: String,
@@ -96,6 +101,34 @@ fn main() -> Result<()> {
     }
 
     let lab = Lab::new().context("creating the lab")?;
+    if args.shape_pps > 0 {
+        // 54 bytes per SYN frame (14 Ethernet + 20 IP + 20 TCP); tbf counts
+        // the frame length. Inside the lab's attacker namespace only.
+        let rate = format!("{}bit", args.shape_pps * 54 * 8);
+        lab.exec_in(
+            levee_lab::Ns::Attacker,
+            &[
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                lab.attacker_if(),
+                "root",
+                "tbf",
+                "rate",
+                &rate,
+                "burst",
+                "64kb",
+                "latency",
+                "20ms",
+            ],
+        )
+        .context("shaping the attacker's egress with tc tbf")?;
+        progress(&format!(
+            "attacker egress shaped to {rate} (~{} pps)",
+            args.shape_pps
+        ));
+    }
     let per_flood = args.flood_secs + args.quiet_secs + 20;
     let total =
         2 * (args.warmup_secs + args.idle_secs + 30) + 2 * args.floods as u64 * per_flood + 120;
