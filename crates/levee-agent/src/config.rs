@@ -5,6 +5,7 @@
 
 use crate::capture_config::{CaptureConfig, IocConfig};
 use crate::tomlread::{parse_duration_in, ConfigProblem, TableReader};
+use crate::uplink_config::{check_server_url, UplinkSettings};
 use levee_detector::DetectorSettings;
 use levee_model::Metric;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,8 @@ pub struct AgentConfig {
     pub capture: CaptureConfig,
     /// Indicator lists matched against incident sources (`[[ioc.lists]]`).
     pub ioc: IocConfig,
+    /// Reporting to a Levee server (`[uplink]`).
+    pub uplink: UplinkSettings,
     /// The file the settings came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -53,6 +56,12 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     /// `--no-capture`: counters only, no packet sampler.
     pub no_capture: bool,
+    /// `--server URL`: the Levee server to enroll with.
+    pub server: Option<String>,
+    /// `--server-fingerprint`: the certificate to pin at enrollment.
+    pub server_fingerprint: Option<levee_proto::Fingerprint>,
+    /// `--no-uplink`: do not report to the server even when enrolled.
+    pub no_uplink: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +128,7 @@ impl AgentConfig {
             detector: DetectorSettings::default(),
             capture: CaptureConfig::default(),
             ioc: IocConfig::default(),
+            uplink: UplinkSettings::default(),
             source: None,
         }
     }
@@ -270,6 +280,10 @@ impl AgentConfig {
             self.ioc.read(&mut i);
             i.finish();
         }
+        if let Some(mut u) = root.sub("uplink") {
+            self.uplink.read(&mut u);
+            u.finish();
+        }
         root.finish();
         events_file_set
     }
@@ -292,6 +306,21 @@ impl AgentConfig {
         }
         if o.no_capture {
             self.capture.enabled = false;
+        }
+        if let Some(url) = &o.server {
+            match check_server_url(url) {
+                Ok(()) => self.uplink.server = Some(url.clone()),
+                Err(message) => problems.push(ConfigProblem {
+                    key: "uplink.server (--server)".into(),
+                    message,
+                }),
+            }
+        }
+        if let Some(f) = o.server_fingerprint {
+            self.uplink.server_fingerprint = Some(f);
+        }
+        if o.no_uplink {
+            self.uplink.enabled = false;
         }
         if let Some(d) = &o.state_dir {
             self.state_dir = d.clone();
@@ -379,6 +408,12 @@ mod tests {
         assert_eq!(c.ioc.lists.len(), 2);
         assert_eq!(c.ioc.lists[0].format, levee_ioc::Format::SpamhausDrop);
         assert_eq!(c.ioc.lists[1].format, levee_ioc::Format::Auto);
+        assert_eq!(
+            c.uplink.server.as_deref(),
+            Some("https://levee.example.com:8443")
+        );
+        assert_eq!(c.uplink.queue_events, 2_000);
+        assert!(c.uplink.server_fingerprint.is_some());
         // Every key the reader knows appears in the example (uncommented).
         for key in [
             "node",
@@ -406,6 +441,9 @@ mod tests {
             "name",
             "path",
             "format",
+            "server",
+            "server_fingerprint",
+            "queue_events",
         ] {
             assert!(
                 text.lines()

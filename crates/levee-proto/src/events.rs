@@ -162,6 +162,7 @@ mod tests {
                 family: Some("syn_flood".into()),
                 confidence: Some(90),
                 fingerprint: None,
+                details: Default::default(),
             }),
         )
     }

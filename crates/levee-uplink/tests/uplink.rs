@@ -408,6 +408,7 @@ fn policy_commands_acks_and_pcaps() {
             family: None,
             confidence: None,
             fingerprint: None,
+            details: Default::default(),
         }),
     );
     up.event(&inc);

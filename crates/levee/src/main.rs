@@ -3,8 +3,11 @@
 
 mod cmd_agent;
 mod cmd_pcap;
+mod cmd_server;
+mod cmd_up;
 mod cmd_watch;
 mod signals;
+mod uplink_glue;
 
 use clap::{Parser, Subcommand};
 use is_terminal::IsTerminal;
@@ -30,6 +33,10 @@ enum Command {
     /// Work with packet captures offline.
     #[command(subcommand)]
     Pcap(cmd_pcap::PcapCommand),
+    /// Run the Levee server: REST API, agent ingest, storage, correlation.
+    Server(cmd_server::ServerArgs),
+    /// Server and agent on this host in one go (SQLite, self-signed TLS): the quickest start.
+    Up(cmd_up::UpArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +53,8 @@ fn main() -> std::process::ExitCode {
         Command::Agent(a) => cmd_agent::run(a),
         Command::Watch(w) => cmd_watch::run(w),
         Command::Pcap(p) => cmd_pcap::run(p),
+        Command::Server(s) => cmd_server::run(s),
+        Command::Up(u) => cmd_up::run(u),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
