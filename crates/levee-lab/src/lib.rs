@@ -48,6 +48,7 @@ pub mod postgres;
 pub mod prereq;
 pub mod process;
 pub mod procfs;
+pub mod server;
 pub mod stats;
 pub mod traffic;
 
@@ -60,4 +61,5 @@ pub use lock::LabLock;
 pub use postgres::{require_postgres, PgCluster};
 pub use prereq::{require_lab, require_lab_with, LabSkip};
 pub use procfs::{NetDevRow, ProcSample};
+pub use server::{ServerProcess, SERVER_TOOLS};
 pub use traffic::{BackgroundTraffic, Flood, FloodKind, FloodOptions, Reflector};

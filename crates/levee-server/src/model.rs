@@ -164,6 +164,7 @@ pub struct Incident {
     pub incident_id: String,
     pub target: String,
     pub metric: String,
+    /// The most confident classification the agent reported.
     pub family: Option<String>,
     pub confidence: Option<i64>,
     /// `open` or `resolved`.

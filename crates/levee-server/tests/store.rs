@@ -311,6 +311,25 @@ async fn suite(store: &Store) {
     );
     assert_eq!(inc.family.as_deref(), Some("syn_flood"));
     assert_eq!(inc.total_packets, Some(1000));
+    let mut tail = incident_event(
+        "0192f0c4-0000-7000-8000-000000000004",
+        "incident_updated",
+        "inc-1",
+        "2026-11-21T01:44:31.000Z",
+        1.0,
+    );
+    tail.fields.insert("family".into(), json!("traffic_spike"));
+    tail.fields.insert("confidence".into(), json!(51));
+    store
+        .ingest_events(t1.id, node, "web1", &[tail])
+        .await
+        .unwrap();
+    let inc = store.incident(t1.id, inc.id).await.unwrap().unwrap();
+    assert_eq!(
+        (inc.family.as_deref(), inc.confidence),
+        (Some("syn_flood"), Some(80)),
+        "a less confident tail keeps the family"
+    );
     assert_eq!(store.incident(t2.id, inc.id).await.unwrap(), None);
     assert_eq!(
         store.incident_of_agent(node, "inc-1").await.unwrap(),
@@ -326,8 +345,8 @@ async fn suite(store: &Store) {
         )
         .await
         .unwrap();
-    assert_eq!(evs.len(), 3);
-    assert_eq!(evs[0].kind, "incident_resolved", "newest first");
+    assert_eq!(evs.len(), 4);
+    assert_eq!(evs[0].kind, "incident_updated", "newest first");
     assert_eq!(
         evs[0].body["node"], "web1",
         "the node is the key's, not what the agent wrote"
@@ -400,7 +419,7 @@ async fn suite(store: &Store) {
         .unwrap();
     assert_eq!(
         store.expire_events(now_ms() - 1000).await.unwrap(),
-        5,
+        6,
         "old agent events expire, the fresh one stays"
     );
 

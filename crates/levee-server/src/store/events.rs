@@ -57,8 +57,10 @@ const UPSERT_INCIDENT: &str = "INSERT INTO incidents (tenant_id, node_id, agent_
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
      ON CONFLICT (node_id, agent_incident_id) DO UPDATE SET \
        target = excluded.target, metric = excluded.metric, \
-       family = COALESCE(excluded.family, incidents.family), \
-       confidence = COALESCE(excluded.confidence, incidents.confidence), \
+       family = CASE WHEN incidents.family IS NULL OR COALESCE(excluded.confidence, 0) >= COALESCE(incidents.confidence, 0) \
+         THEN COALESCE(excluded.family, incidents.family) ELSE incidents.family END, \
+       confidence = CASE WHEN incidents.confidence IS NULL OR COALESCE(excluded.confidence, 0) >= incidents.confidence \
+         THEN COALESCE(excluded.confidence, incidents.confidence) ELSE incidents.confidence END, \
        state = CASE WHEN incidents.state = 'resolved' THEN 'resolved' ELSE excluded.state END, \
        updated_ms = CASE WHEN excluded.updated_ms > incidents.updated_ms THEN excluded.updated_ms ELSE incidents.updated_ms END, \
        resolved_ms = COALESCE(incidents.resolved_ms, excluded.resolved_ms), \
