@@ -88,6 +88,7 @@ pub struct Server {
     pub tls: Option<tls::TlsMaterial>,
     pub bootstrap: Option<Bootstrap>,
     writer_task: tokio::task::JoinHandle<()>,
+    checkpoint_task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -124,6 +125,7 @@ impl Server {
         let bootstrap = bootstrap(&store).await?;
         let metrics = Arc::new(metrics::Metrics::new());
         let (writer, writer_task) = TelemetryWriter::spawn(store.clone(), metrics.clone());
+        let checkpoint_task = tokio::spawn(checkpoints(store.clone()));
         let state = Arc::new(AppInner {
             limiter: Limiter::new(cfg.auth_failures_per_minute, cfg.logins_per_minute),
             cache: IdentityCache::new(Duration::from_secs(30), 200_000),
@@ -141,6 +143,7 @@ impl Server {
             tls,
             bootstrap,
             writer_task,
+            checkpoint_task,
         })
     }
 
@@ -161,6 +164,7 @@ impl Server {
     /// Stops the writer and closes the database.
     pub async fn close(self) {
         self.writer_task.abort();
+        self.checkpoint_task.abort();
         self.state.store.close().await;
     }
 }
@@ -177,6 +181,21 @@ pub fn default_public_url(local: std::net::SocketAddr) -> String {
         local.ip().to_string()
     };
     format!("https://{host}:{}", local.port())
+}
+
+/// Checkpoints SQLite's WAL every second, off the writer's path.
+async fn checkpoints(store: Store) {
+    if store.backend() != Backend::Sqlite {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!("{e}");
+        }
+    }
 }
 
 async fn bootstrap(store: &Store) -> Result<Option<Bootstrap>, StoreError> {

@@ -9,7 +9,7 @@ use levee_server::store::auth::EnrollRefusal;
 use levee_server::store::events::EventFilter;
 use levee_server::store::incidents::IncidentFilter;
 use levee_server::store::metrics::{rows_of, TelemetryWrite};
-use levee_server::store::nodes::HeartbeatUpdate;
+use levee_server::store::nodes::HeartbeatWrite;
 use levee_server::store::{now_ms, Store};
 use serde_json::json;
 
@@ -204,6 +204,7 @@ async fn suite(store: &Store) {
                 r#"[{"target":"eth0","metric":"rx_pps","baseline":1000.0,"threshold":3000.0}]"#
                     .into()
             }),
+            heartbeat: None,
         })
         .collect();
     store.write_telemetry(&writes).await.unwrap();
@@ -503,17 +504,14 @@ async fn suite(store: &Store) {
     assert_eq!(store.nodes_with_pending_commands().await.unwrap(), [node]);
     assert_eq!(store.pending_commands(node).await.unwrap().len(), 1);
     store
-        .heartbeat(
-            t1.id,
-            &HeartbeatUpdate {
-                node_id: node,
-                version: "0.3.0",
-                interfaces: &ifs,
-                queued_events: 4,
-                policy_version: 2,
-                acked_commands: &[cmd.id],
-            },
-        )
+        .heartbeat(HeartbeatWrite {
+            node_id: node,
+            version: "0.3.0".into(),
+            interfaces: ifs.clone(),
+            queued_events: 4,
+            policy_version: 2,
+            acked_commands: vec![cmd.id],
+        })
         .await
         .unwrap();
     assert!(

@@ -6,7 +6,7 @@ use crate::auth::{hash_secret, new_secret, AGENT_KEY_PREFIX};
 use crate::metrics::ResultLabels;
 use crate::store::auth::AgentIdentity;
 use crate::store::metrics::{rows_of, TelemetryWrite};
-use crate::store::nodes::HeartbeatUpdate;
+use crate::store::nodes::HeartbeatWrite;
 use crate::store::now_ms;
 use crate::AppState;
 use axum::body::Bytes;
@@ -132,6 +132,7 @@ pub async fn telemetry(
             rows,
             seen_ms: now_ms(),
             baselines,
+            heartbeat: None,
         })
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -207,21 +208,25 @@ pub async fn heartbeat(
     AgentAuth(agent): AgentAuth,
     Body(hb): Body<Heartbeat>,
 ) -> ApiResult<Json<AgentAnswer>> {
+    let policy_version = hb.policy_version;
     state
-        .store
-        .heartbeat(
-            agent.tenant_id,
-            &HeartbeatUpdate {
+        .writer
+        .write(TelemetryWrite {
+            node_id: agent.node_id,
+            seen_ms: now_ms(),
+            heartbeat: Some(HeartbeatWrite {
                 node_id: agent.node_id,
-                version: &hb.version,
-                interfaces: &hb.interfaces,
+                version: hb.version,
+                interfaces: hb.interfaces,
                 queued_events: hb.queued_events,
                 policy_version: hb.policy_version,
-                acked_commands: &hb.acked_commands,
-            },
-        )
-        .await?;
-    Ok(Json(answer(&state, &agent, hb.policy_version, true).await?))
+                acked_commands: hb.acked_commands,
+            }),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(answer(&state, &agent, policy_version, true).await?))
 }
 
 /// Whether `data` starts like a pcap (either byte order, µs or ns) or pcapng file.

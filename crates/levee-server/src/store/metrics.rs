@@ -84,6 +84,8 @@ pub struct TelemetryWrite {
     pub seen_ms: i64,
     /// New baselines (JSON), when the agent sent some.
     pub baselines: Option<String>,
+    /// A heartbeat's updates, when this write is one.
+    pub heartbeat: Option<super::nodes::HeartbeatWrite>,
 }
 
 /// Rows per INSERT statement (12 binds each: far below both dialects' limits).
@@ -129,13 +131,14 @@ impl From<PointRow> for MetricPoint {
 }
 
 impl Store {
-    /// Writes many nodes' telemetry in one transaction: metric rows
-    /// (a replayed second is ignored), last contact, baselines.
+    /// Writes many nodes' telemetry and heartbeats in one transaction: metric
+    /// rows (a replayed second is ignored), last contact, baselines, versions,
+    /// command acknowledgements.
     pub async fn write_telemetry(&self, batch: &[TelemetryWrite]) -> Result<(), StoreError> {
         let rows: Vec<&MetricRow> = batch.iter().flat_map(|w| &w.rows).collect();
         on!(&self.write, p => {
             let mut tx = p.begin().await.ctx("starting a transaction")?;
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            for chunk in rows.chunks(ROWS_PER_STATEMENT).filter(|c| !c.is_empty()) {
                 let mut q = sqlx::QueryBuilder::new(format!(
                     "INSERT INTO metrics_1s (node_id, target, ts, {}) ",
                     VALUE_COLS.join(", ")
@@ -149,7 +152,7 @@ impl Store {
                 q.push(" ON CONFLICT (node_id, target, ts) DO NOTHING");
                 q.build().execute(&mut *tx).await.ctx("writing metrics")?;
             }
-            for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            for chunk in batch.chunks(ROWS_PER_STATEMENT).filter(|c| !c.is_empty()) {
                 // UPDATE ... FROM (VALUES ...): one statement for many nodes;
                 // both dialects name the VALUES columns column1, column2.
                 let mut q = sqlx::QueryBuilder::new(
@@ -168,6 +171,29 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .ctx("recording baselines")?;
+            }
+            for (w, hb) in batch.iter().filter_map(|w| Some((w, w.heartbeat.as_ref()?))) {
+                let ifaces = serde_json::to_string(&hb.interfaces).unwrap_or_else(|_| "[]".into());
+                sqlx::query(
+                    "UPDATE nodes SET version = $1, interfaces = $2, queued_events = $3, policy_version = $4 WHERE id = $5",
+                )
+                .bind(&hb.version)
+                .bind(&ifaces)
+                .bind(hb.queued_events.min(i64::MAX as u64) as i64)
+                .bind(hb.policy_version.min(i64::MAX as u64) as i64)
+                .bind(hb.node_id)
+                .execute(&mut *tx)
+                .await
+                .ctx("recording a heartbeat")?;
+                for id in &hb.acked_commands {
+                    sqlx::query("UPDATE commands SET acked_ms = $1 WHERE id = $2 AND node_id = $3 AND acked_ms IS NULL")
+                        .bind(w.seen_ms)
+                        .bind(*id)
+                        .bind(hb.node_id)
+                        .execute(&mut *tx)
+                        .await
+                        .ctx("acknowledging a command")?;
+                }
             }
             tx.commit().await.ctx("committing telemetry")?;
             Ok(())

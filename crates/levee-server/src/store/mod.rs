@@ -99,6 +99,9 @@ pub enum Pool {
 pub struct Store {
     pub(crate) read: Pool,
     pub(crate) write: Pool,
+    /// SQLite: the connection that checkpoints the WAL, so that the writer
+    /// never waits for the checkpoint's fsync.
+    checkpointer: Option<SqlitePool>,
     backend: Backend,
 }
 
@@ -175,6 +178,12 @@ impl Store {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // Checkpoints are the checkpointer's job (see `checkpoint`).
+            .connect_with(opts.clone().pragma("wal_autocheckpoint", "0"))
+            .await
+            .map_err(open_err)?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
             .connect_with(opts.clone())
             .await
             .map_err(open_err)?;
@@ -186,6 +195,7 @@ impl Store {
         let store = Store {
             read: Pool::Sqlite(read),
             write: Pool::Sqlite(write),
+            checkpointer: Some(checkpointer),
             backend: Backend::Sqlite,
         };
         store.migrate().await?;
@@ -209,6 +219,7 @@ impl Store {
         let store = Store {
             read: Pool::Pg(pool.clone()),
             write: Pool::Pg(pool),
+            checkpointer: None,
             backend: Backend::Postgres,
         };
         store.migrate().await?;
@@ -240,6 +251,24 @@ impl Store {
         for pool in [&self.read, &self.write] {
             on!(pool, p => p.close().await);
         }
+        if let Some(c) = &self.checkpointer {
+            c.close().await;
+        }
+    }
+
+    /// SQLite: copies committed WAL pages into the database file (PASSIVE:
+    /// never blocks the writer; the fsync happens on this connection, not
+    /// the writer's). Returns the WAL frames still not checkpointed.
+    /// PostgreSQL checkpoints by itself: `Ok(0)`.
+    pub async fn checkpoint(&self) -> Result<i64, StoreError> {
+        let Some(c) = &self.checkpointer else {
+            return Ok(0);
+        };
+        let (_busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(c)
+            .await
+            .ctx("checkpointing the WAL")?;
+        Ok((log - done).max(0))
     }
 
     /// Liveness of the database, for `/healthz`.

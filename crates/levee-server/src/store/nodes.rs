@@ -57,14 +57,14 @@ pub struct LivenessChange {
 }
 
 /// What a heartbeat updates.
-#[derive(Debug, Clone)]
-pub struct HeartbeatUpdate<'a> {
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HeartbeatWrite {
     pub node_id: i64,
-    pub version: &'a str,
-    pub interfaces: &'a [String],
+    pub version: String,
+    pub interfaces: Vec<String>,
     pub queued_events: u64,
     pub policy_version: u64,
-    pub acked_commands: &'a [i64],
+    pub acked_commands: Vec<i64>,
 }
 
 impl Store {
@@ -109,42 +109,16 @@ impl Store {
         .ctx("revoking a node")
     }
 
-    /// Records a heartbeat and acknowledges the commands it lists.
-    pub async fn heartbeat(
-        &self,
-        tenant_id: i64,
-        hb: &HeartbeatUpdate<'_>,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let ifaces = serde_json::to_string(hb.interfaces).unwrap_or_else(|_| "[]".into());
-        on!(&self.write, p => {
-            let mut tx = p.begin().await.ctx("starting a transaction")?;
-            sqlx::query(
-                "UPDATE nodes SET version = $1, interfaces = $2, queued_events = $3, policy_version = $4, \
-                 last_seen_ms = $5 WHERE id = $6 AND tenant_id = $7",
-            )
-            .bind(hb.version)
-            .bind(&ifaces)
-            .bind(hb.queued_events.min(i64::MAX as u64) as i64)
-            .bind(hb.policy_version.min(i64::MAX as u64) as i64)
-            .bind(now)
-            .bind(hb.node_id)
-            .bind(tenant_id)
-            .execute(&mut *tx)
-            .await
-            .ctx("recording a heartbeat")?;
-            for id in hb.acked_commands {
-                sqlx::query("UPDATE commands SET acked_ms = $1 WHERE id = $2 AND node_id = $3 AND acked_ms IS NULL")
-                    .bind(now)
-                    .bind(*id)
-                    .bind(hb.node_id)
-                    .execute(&mut *tx)
-                    .await
-                    .ctx("acknowledging a command")?;
-            }
-            tx.commit().await.ctx("committing a heartbeat")?;
-            Ok(())
-        })
+    /// Records a heartbeat and acknowledges the commands it lists (a group
+    /// commit of one; the API batches heartbeats through the writer).
+    pub async fn heartbeat(&self, hb: HeartbeatWrite) -> Result<(), StoreError> {
+        self.write_telemetry(&[super::metrics::TelemetryWrite {
+            node_id: hb.node_id,
+            seen_ms: now_ms(),
+            heartbeat: Some(hb),
+            ..Default::default()
+        }])
+        .await
     }
 
     /// Adds to a node's count of events its offline queue dropped.
