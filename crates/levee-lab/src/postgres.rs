@@ -240,6 +240,47 @@ impl PgCluster {
         Ok(self.url(name))
     }
 
+    /// The postmaster's pid (first line of `postmaster.pid`).
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data_dir().join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The postmaster and its children (backends, background workers).
+    pub fn pids(&self) -> Vec<u32> {
+        let Some(pm) = self.postmaster_pid() else {
+            return Vec::new();
+        };
+        let mut pids = vec![pm];
+        if let Ok(rd) = std::fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|st| {
+                        // Fields after the parenthesised command name: state, ppid, ...
+                        st.rsplit_once(')')?
+                            .1
+                            .split_whitespace()
+                            .nth(1)?
+                            .parse::<u32>()
+                            .ok()
+                    });
+                if ppid == Some(pm) {
+                    pids.push(pid);
+                }
+            }
+        }
+        pids
+    }
+
     /// The server log so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()

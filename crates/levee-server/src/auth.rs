@@ -72,9 +72,10 @@ pub enum Identity {
 }
 
 /// Recently verified credentials by hash, so 5,000 agents a second do not
-/// cost 5,000 lookups. Entries live `ttl`: a key revoked on another replica
-/// stops working within it; on this replica revocation evicts at once.
+/// cost 5,000 lookups. Entries live at most `ttl`: a key revoked on another
+/// replica stops working within it; on this replica revocation evicts at once.
 pub struct IdentityCache {
+    /// Identity and expiry.
     map: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
     ttl: Duration,
     max: usize,
@@ -92,20 +93,24 @@ impl IdentityCache {
     pub fn get(&self, hash: &[u8; 32]) -> Option<Identity> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.get(hash)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .filter(|(_, expires)| Instant::now() < *expires)
             .map(|(id, _)| id.clone())
     }
 
+    /// Caches `id` for between half and all of the TTL: entries made in the
+    /// same second (every agent after a restart) must not all expire in the
+    /// same second too.
     pub fn put(&self, hash: [u8; 32], id: Identity) {
+        let life = self.ttl.mul_f64(0.5 + 0.5 * rand::random::<f64>());
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.max {
-            let ttl = self.ttl;
-            map.retain(|_, (_, at)| at.elapsed() < ttl);
+            let now = Instant::now();
+            map.retain(|_, (_, expires)| now < *expires);
             if map.len() >= self.max {
                 map.clear();
             }
         }
-        map.insert(hash, (id, Instant::now()));
+        map.insert(hash, (id, Instant::now() + life));
     }
 
     pub fn evict(&self, hash: &[u8]) {
@@ -207,6 +212,7 @@ mod tests {
     #[test]
     fn cache_expires_and_evicts() {
         let c = IdentityCache::new(Duration::from_millis(50), 2);
+        // Lifetimes are jittered within [ttl/2, ttl]: after `ttl` all are gone.
         let id = Identity::Agent(AgentIdentity {
             tenant_id: 1,
             node_id: 2,

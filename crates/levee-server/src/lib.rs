@@ -124,7 +124,11 @@ impl Server {
     ) -> Result<Server, ServerError> {
         let bootstrap = bootstrap(&store).await?;
         let metrics = Arc::new(metrics::Metrics::new());
-        let (writer, writer_task) = TelemetryWriter::spawn(store.clone(), metrics.clone());
+        let writers = match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => (cfg.db_connections as usize / 2).clamp(1, 4),
+        };
+        let (writer, writer_task) = TelemetryWriter::spawn(store.clone(), metrics.clone(), writers);
         let checkpoint_task = tokio::spawn(checkpoints(store.clone()));
         let state = Arc::new(AppInner {
             limiter: Limiter::new(cfg.auth_failures_per_minute, cfg.logins_per_minute),

@@ -1,7 +1,12 @@
-//! The telemetry group-commit writer: requests queue their rows; one task
-//! takes everything queued, writes it in one transaction, and answers each
-//! request when the transaction commits. No timer: under light load a batch
-//! is one request, under heavy load batches grow by themselves.
+//! The telemetry group-commit writer: requests queue their rows; a writer
+//! task takes everything queued, writes it in one transaction, and answers
+//! each request when the transaction commits. No timer: under light load a
+//! batch is one request, under heavy load batches grow by themselves.
+//!
+//! SQLite has one writer task (it allows one writer at a time anyway);
+//! PostgreSQL several, so that one batch's round trips overlap another's
+//! commit. A batch that loses a deadlock or serialization race (two batches
+//! touching one node row) is retried once.
 
 use crate::metrics::Metrics;
 use crate::store::metrics::TelemetryWrite;
@@ -34,10 +39,22 @@ pub struct TelemetryWriter {
 }
 
 impl TelemetryWriter {
-    /// Starts the writer task on the current runtime.
-    pub fn spawn(store: Store, metrics: Arc<Metrics>) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts `writers` writer tasks on the current runtime.
+    pub fn spawn(
+        store: Store,
+        metrics: Arc<Metrics>,
+        writers: usize,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(store, metrics, rx));
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let tasks: Vec<_> = (0..writers.max(1))
+            .map(|_| tokio::spawn(run(store.clone(), metrics.clone(), rx.clone())))
+            .collect();
+        let task = tokio::spawn(async move {
+            for t in tasks {
+                let _ = t.await;
+            }
+        });
         (TelemetryWriter { tx }, task)
     }
 
@@ -54,13 +71,28 @@ impl TelemetryWriter {
     }
 }
 
-async fn run(store: Store, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<Job>) {
+async fn run(
+    store: Store,
+    metrics: Arc<Metrics>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     let mut writes = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    loop {
+        // Whoever holds the receiver takes what is queued; the others write meanwhile.
+        if rx.lock().await.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+            return;
+        }
         writes.extend(jobs.iter_mut().map(|j| std::mem::take(&mut j.write)));
+        // Rows in node order: concurrent batches then mostly take node row
+        // locks in the same order (the planner may still choose otherwise:
+        // a lost deadlock is retried).
+        writes.sort_by_key(|w| w.node_id);
         let started = Instant::now();
-        let result = store.write_telemetry(&writes).await;
+        let mut result = store.write_telemetry(&writes).await;
+        if result.as_ref().is_err_and(|e| e.is_retryable()) {
+            result = store.write_telemetry(&writes).await;
+        }
         metrics
             .write_seconds
             .observe(started.elapsed().as_secs_f64());

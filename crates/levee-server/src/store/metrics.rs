@@ -90,6 +90,8 @@ pub struct TelemetryWrite {
 
 /// Rows per INSERT statement (12 binds each: far below both dialects' limits).
 const ROWS_PER_STATEMENT: usize = 1000;
+/// Nodes per downsampling / retention statement.
+pub const NODES_PER_STEP: i64 = 250;
 
 #[derive(sqlx::FromRow)]
 struct PointRow {
@@ -172,19 +174,24 @@ impl Store {
                     .await
                     .ctx("recording baselines")?;
             }
-            for (w, hb) in batch.iter().filter_map(|w| Some((w, w.heartbeat.as_ref()?))) {
-                let ifaces = serde_json::to_string(&hb.interfaces).unwrap_or_else(|_| "[]".into());
-                sqlx::query(
-                    "UPDATE nodes SET version = $1, interfaces = $2, queued_events = $3, policy_version = $4 WHERE id = $5",
-                )
-                .bind(&hb.version)
-                .bind(&ifaces)
-                .bind(hb.queued_events.min(i64::MAX as u64) as i64)
-                .bind(hb.policy_version.min(i64::MAX as u64) as i64)
-                .bind(hb.node_id)
-                .execute(&mut *tx)
-                .await
-                .ctx("recording a heartbeat")?;
+            let beats: Vec<(&TelemetryWrite, &super::nodes::HeartbeatWrite)> =
+                batch.iter().filter_map(|w| Some((w, w.heartbeat.as_ref()?))).collect();
+            for chunk in beats.chunks(ROWS_PER_STATEMENT).filter(|c| !c.is_empty()) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "UPDATE nodes SET version = v.column2, interfaces = v.column3, queued_events = v.column4, \
+                     policy_version = v.column5 FROM (",
+                );
+                q.push_values(chunk, |mut b, (_, hb)| {
+                    b.push_bind(hb.node_id)
+                        .push_bind(hb.version.as_str())
+                        .push_bind(serde_json::to_string(&hb.interfaces).unwrap_or_else(|_| "[]".into()))
+                        .push_bind(hb.queued_events.min(i64::MAX as u64) as i64)
+                        .push_bind(hb.policy_version.min(i64::MAX as u64) as i64);
+                });
+                q.push(") AS v WHERE nodes.id = v.column1");
+                q.build().execute(&mut *tx).await.ctx("recording heartbeats")?;
+            }
+            for (w, hb) in &beats {
                 for id in &hb.acked_commands {
                     sqlx::query("UPDATE commands SET acked_ms = $1 WHERE id = $2 AND node_id = $3 AND acked_ms IS NULL")
                         .bind(w.seen_ms)
@@ -232,19 +239,37 @@ impl Store {
 
     /// Averages the 1-second rows of `[from_s, to_s)` (whole minutes) into
     /// 1-minute rows; minutes already downsampled are left alone. Returns rows made.
+    ///
+    /// Works through the nodes [`NODES_PER_STEP`] at a time: each statement
+    /// is short, so on SQLite the telemetry writer gets the write lock
+    /// between steps instead of waiting for the whole minute of every node.
     pub async fn downsample(&self, from_s: i64, to_s: i64) -> Result<u64, StoreError> {
         let avgs: Vec<String> = VALUE_COLS.iter().map(|c| format!("AVG({c})")).collect();
         let sql = format!(
             "INSERT INTO metrics_1m (node_id, target, ts, {cols}, rx_pps_max, rx_bps_max, samples) \
              SELECT node_id, target, (ts / 60) * 60, {avgs}, MAX(rx_pps), MAX(rx_bps), COUNT(*) FROM metrics_1s \
-             WHERE ts >= $1 AND ts < $2 GROUP BY node_id, target, (ts / 60) * 60 \
+             WHERE ts >= $1 AND ts < $2 AND node_id >= $3 AND node_id < $4 GROUP BY node_id, target, (ts / 60) * 60 \
              ON CONFLICT (node_id, target, ts) DO NOTHING",
             cols = VALUE_COLS.join(", "),
             avgs = avgs.join(", ")
         );
-        let n = on!(&self.write, p => sqlx::query(&sql).bind(from_s).bind(to_s).execute(p).await.map(|r| r.rows_affected()))
-            .ctx("downsampling metrics")?;
+        let mut n = 0;
+        for (lo, hi) in self.node_ranges().await? {
+            n += on!(&self.write, p => sqlx::query(&sql).bind(from_s).bind(to_s).bind(lo).bind(hi).execute(p).await.map(|r| r.rows_affected()))
+                .ctx("downsampling metrics")?;
+        }
         Ok(n)
+    }
+
+    /// Node id ranges `[lo, hi)` covering every node, [`NODES_PER_STEP`] ids each.
+    async fn node_ranges(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        let max: i64 = on!(&self.read, p => sqlx::query_scalar::<_, i64>("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM nodes")
+            .fetch_one(p)
+            .await)
+        .ctx("reading the largest node id")?;
+        Ok((0..=max / NODES_PER_STEP)
+            .map(|k| (k * NODES_PER_STEP, (k + 1) * NODES_PER_STEP))
+            .collect())
     }
 
     /// Deletes rows older than the cut-offs (seconds); returns (raw, minute) rows deleted.
@@ -253,10 +278,16 @@ impl Store {
         raw_before_s: i64,
         minute_before_s: i64,
     ) -> Result<(u64, u64), StoreError> {
-        let raw = on!(&self.write, p => sqlx::query("DELETE FROM metrics_1s WHERE ts < $1").bind(raw_before_s).execute(p).await.map(|r| r.rows_affected()))
-            .ctx("expiring 1-second metrics")?;
-        let minute = on!(&self.write, p => sqlx::query("DELETE FROM metrics_1m WHERE ts < $1").bind(minute_before_s).execute(p).await.map(|r| r.rows_affected()))
-            .ctx("expiring 1-minute metrics")?;
+        let (mut raw, mut minute) = (0, 0);
+        // In steps, like downsampling, so the writer is never held up long.
+        for (lo, hi) in self.node_ranges().await? {
+            raw += on!(&self.write, p => sqlx::query("DELETE FROM metrics_1s WHERE ts < $1 AND node_id >= $2 AND node_id < $3")
+                .bind(raw_before_s).bind(lo).bind(hi).execute(p).await.map(|r| r.rows_affected()))
+                .ctx("expiring 1-second metrics")?;
+            minute += on!(&self.write, p => sqlx::query("DELETE FROM metrics_1m WHERE ts < $1 AND node_id >= $2 AND node_id < $3")
+                .bind(minute_before_s).bind(lo).bind(hi).execute(p).await.map(|r| r.rows_affected()))
+                .ctx("expiring 1-minute metrics")?;
+        }
         Ok((raw, minute))
     }
 

@@ -62,6 +62,20 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// A deadlock or serialization failure (PostgreSQL 40P01 / 40001): the
+    /// same transaction may succeed when run again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Db {
+                source: sqlx::Error::Database(d),
+                ..
+            } => matches!(d.code().as_deref(), Some("40P01") | Some("40001")),
+            _ => false,
+        }
+    }
+}
+
 /// Adds what we were doing to a sqlx error.
 pub(crate) trait Ctx<T> {
     fn ctx(self, what: &'static str) -> Result<T, StoreError>;

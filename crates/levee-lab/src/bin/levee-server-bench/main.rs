@@ -341,6 +341,16 @@ struct Outcome {
     server_rss_mb: f64,
     server_hwm_mb: f64,
     client_cpu: f64,
+    /// PostgreSQL's processes together (`None` on SQLite).
+    pg_cpu: Option<f64>,
+}
+
+/// Total CPU time of `pids` (those that still exist).
+fn cpu_of(pids: &[u32]) -> Duration {
+    pids.iter()
+        .filter_map(|p| sample(*p).ok())
+        .map(|s| s.cpu)
+        .sum()
 }
 
 fn run_backend(args: &Args, bin: &Path, backend: &str) -> Result<Outcome> {
@@ -385,6 +395,8 @@ fn run_backend(args: &Args, bin: &Path, backend: &str) -> Result<Outcome> {
     std::thread::sleep(Duration::from_secs(args.warmup));
     let me = std::process::id();
     let (s0, c0): (ProcSample, ProcSample) = (sample(server.child.id())?, sample(me)?);
+    let pg_pids = pg.as_ref().map(|p| p.pids()).unwrap_or_default();
+    let pg0 = cpu_of(&pg_pids);
     let t0 = Instant::now();
     *load.t0.lock().unwrap() = Some(t0);
     load.measuring.store(true, Ordering::Relaxed);
@@ -397,6 +409,9 @@ fn run_backend(args: &Args, bin: &Path, backend: &str) -> Result<Outcome> {
     load.measuring.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
     let (s1, c1) = (sample(server.child.id())?, sample(me)?);
+    let pg_cpu = pg
+        .as_ref()
+        .map(|_| 100.0 * cpu_of(&pg_pids).saturating_sub(pg0).as_secs_f64() / elapsed);
     rt.block_on(async {
         for t in tasks {
             let _ = t.await;
@@ -442,6 +457,7 @@ fn run_backend(args: &Args, bin: &Path, backend: &str) -> Result<Outcome> {
         server_rss_mb: rss_max as f64 / 1024.0,
         server_hwm_mb: s1.hwm_kb as f64 / 1024.0,
         client_cpu: c1.cpu_percent_since(&c0),
+        pg_cpu,
     })
 }
 
@@ -521,6 +537,15 @@ fn main() -> Result<()> {
             "2 cores",
             "-".into(),
         ));
+        if let Some(pg) = o.pg_cpu {
+            rows.push(Row::new(
+                "PostgreSQL CPU",
+                "the postmaster and its backends (/proc), same window",
+                format!("{pg:.0}% of one core"),
+                "",
+                "-".into(),
+            ));
+        }
         rows.push(Row::new(
             &format!("load generator CPU ({})", o.backend),
             "this process, same machine (competes with the server)",
