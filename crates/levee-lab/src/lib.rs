@@ -48,6 +48,7 @@ pub mod postgres;
 pub mod prereq;
 pub mod process;
 pub mod procfs;
+pub mod report;
 pub mod server;
 pub mod stats;
 pub mod traffic;

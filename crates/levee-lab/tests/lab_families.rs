@@ -260,16 +260,46 @@ fn amplification_floods_are_classified() {
 fn two_vector_attacks_and_vector_changes() {
     let Some(mut run) = Run::start() else { return };
     let mut failures = Vec::new();
-    let (started, _) = run.flood(&[FloodKind::Syn, FloodKind::Udp]);
-    failures.extend(check("syn+udp", &started, "multi_vector"));
-    let any_of = started.value["fingerprint"]["any_of"]
-        .as_array()
-        .map_or(0, Vec::len);
-    if any_of < 2 {
-        failures.push(format!(
-            "multi_vector fingerprint has {any_of} alternatives: {}",
-            started.value["fingerprint"]
-        ));
+    let (started, events) = run.flood(&[FloodKind::Syn, FloodKind::Udp]);
+    // Two hping3 processes never start in the same millisecond; on a busy
+    // machine the second may begin after the first was confirmed (300 ms).
+    // The verdict at that moment is then the first vector alone, and the
+    // incident must turn multi_vector with a vector-change event.
+    let changed = events
+        .iter()
+        .find(|e| e.kind() == "incident_vector_changed" && e.str("family") == Some("multi_vector"));
+    let multi = match (started.str("family"), changed) {
+        (Some("multi_vector"), _) => Some(&started),
+        (Some("syn_flood" | "udp_flood"), Some(c)) => {
+            println!(
+                "syn+udp: one flood started late; incident_started said {}, then: {}",
+                started.value["family"], c.value
+            );
+            Some(c)
+        }
+        _ => None,
+    };
+    match multi {
+        None => failures.push(format!(
+            "syn+udp: neither multi_vector at start nor a change to it: {}",
+            started.value
+        )),
+        Some(ev) => {
+            if ev.u64("confidence").unwrap_or(0) == 0 {
+                failures.push(format!("syn+udp: no confidence: {}", ev.value));
+            }
+            let alts = ev.value["fingerprint"]["any_of"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let protocols: Vec<&str> = alts.iter().filter_map(|f| f["protocol"].as_str()).collect();
+            if !(protocols.contains(&"tcp") && protocols.contains(&"udp")) {
+                failures.push(format!(
+                    "multi_vector fingerprint lacks a tcp and a udp alternative: {}",
+                    ev.value["fingerprint"]
+                ));
+            }
+        }
     }
 
     // SYN alone first, UDP joins 3 s later and both run 4 s more.
@@ -289,18 +319,26 @@ fn two_vector_attacks_and_vector_changes() {
         .flood(FloodKind::Udp, Duration::from_secs(4))
         .unwrap_or_else(|e| panic!("{e}"));
     let id = first.str("incident_id").unwrap_or_default().to_string();
+    // Under load one hping3 may outrun the other for a while, so the way to
+    // multi_vector may pass through another family; what must come is a
+    // change to multi_vector.
     match run.agent.wait_for(Duration::from_secs(6), |e| {
-        e.kind() == "incident_vector_changed" && e.str("incident_id") == Some(id.as_str())
+        e.kind() == "incident_vector_changed"
+            && e.str("incident_id") == Some(id.as_str())
+            && e.str("family") == Some("multi_vector")
     }) {
-        Some(ch) => {
-            println!("vector change: {}", ch.value);
-            if ch.str("previous_family") != Some("syn_flood")
-                || ch.str("family") != Some("multi_vector")
-            {
-                failures.push(format!("unexpected vector change: {}", ch.value));
-            }
+        Some(ch) => println!("vector change: {}", ch.value),
+        None => {
+            let seen: Vec<String> = run
+                .agent
+                .events_of("incident_vector_changed")
+                .iter()
+                .map(|e| e.value.to_string())
+                .collect();
+            failures.push(format!(
+                "no incident_vector_changed to multi_vector when UDP joined the SYN flood; changes seen: {seen:?}"
+            ));
         }
-        None => failures.push("no incident_vector_changed when UDP joined the SYN flood".into()),
     }
     syn.wait().unwrap_or_else(|e| panic!("{e}"));
     udp.wait().unwrap_or_else(|e| panic!("{e}"));

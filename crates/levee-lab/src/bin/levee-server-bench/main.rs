@@ -9,10 +9,6 @@
 //!
 //! `cargo run --release -p levee-lab --bin levee-server-bench -- --agents 5000 --seconds 60`
 
-#[path = "../levee-lab-bench/report.rs"]
-#[allow(dead_code)]
-mod report;
-
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use levee_lab::procfs::{sample, ProcSample};
@@ -21,7 +17,7 @@ use levee_lab::{levee_binary, PgCluster};
 use levee_model::{ConnCounts, InterfaceRates, TickObservation};
 use levee_proto::{Fingerprint, Heartbeat, TelemetryBatch};
 use levee_uplink::pin::{client_config, PinVerifier, Trust};
-use report::{num, Row};
+use levee_lab::report::{num, results_table, Row};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -562,14 +558,14 @@ fn main() -> Result<()> {
     let mut s = String::from("### levee-server-bench\n\n");
     s.push_str(&format!(
         "{}; levee {}\n\n",
-        report::machine(),
+        levee_lab::machine::describe(),
         env!("CARGO_PKG_VERSION")
     ));
     s.push_str(&format!(
         "load average (1/5/15 min) at start: {load_start}; at end: {}. The server, PostgreSQL and the load generator share these cores with whatever else runs.\n\n",
         loadavg()
     ));
-    s.push_str(&report::results_table(&rows));
+    s.push_str(&results_table(&rows));
     print!("{s}");
     if let Some(p) = &args.output {
         std::fs::write(p, &s).with_context(|| format!("writing {}", p.display()))?;
