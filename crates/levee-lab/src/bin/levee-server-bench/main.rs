@@ -12,12 +12,12 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use levee_lab::procfs::{sample, ProcSample};
+use levee_lab::report::{num, results_table, Row};
 use levee_lab::stats::percentile;
 use levee_lab::{levee_binary, PgCluster};
 use levee_model::{ConnCounts, InterfaceRates, TickObservation};
 use levee_proto::{Fingerprint, Heartbeat, TelemetryBatch};
 use levee_uplink::pin::{client_config, PinVerifier, Trust};
-use levee_lab::report::{num, results_table, Row};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
