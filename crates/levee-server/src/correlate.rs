@@ -79,14 +79,24 @@ pub enum Decision {
     },
 }
 
-/// The prefix of an IP target, if the target is an address.
+/// The prefix of an address target (`192.0.2.7`), or of a prefix target
+/// (`192.0.2.0/24`) narrower than the configured length; a wider prefix
+/// target keeps its own length.
 fn prefix_of(target: &str, s: &Settings) -> Option<IpNet> {
-    let ip: IpAddr = target.parse().ok()?;
+    let (ip, own_len) = match target.parse::<IpAddr>() {
+        Ok(ip) => (ip, None),
+        Err(_) => {
+            let net: IpNet = target.parse().ok()?;
+            (net.addr(), Some(net.prefix_len()))
+        }
+    };
     let len = match ip {
         IpAddr::V4(_) => s.ipv4_prefix,
         IpAddr::V6(_) => s.ipv6_prefix,
     };
-    IpNet::new(ip, len).ok().map(|n| n.trunc())
+    IpNet::new(ip, own_len.map_or(len, |l| l.min(len)))
+        .ok()
+        .map(|n| n.trunc())
 }
 
 /// The grouping keys of an incident, most specific first.
@@ -303,6 +313,35 @@ mod tests {
         assert!(
             matches!(&d[0], Decision::Create { key, .. } if key == "metric:rx_pps"),
             "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_prefix_incident_and_an_address_in_it_are_one_attack() {
+        // Carpet bombing reported on the prefix, and a hot address on itself.
+        let c = [
+            inc(1, 1, 10, "203.0.113.0/24", None, 0),
+            inc(2, 1, 10, "203.0.113.9", None, 0),
+        ];
+        let d = correlate(&c, &[], &S);
+        assert!(
+            matches!(&d[0], Decision::Create { key, reason: Reason::SamePrefix, .. } if key == "203.0.113.0/24"),
+            "{d:?}"
+        );
+        let wide = [
+            inc(3, 1, 10, "198.51.0.0/16", None, 0),
+            inc(4, 1, 11, "198.51.7.1", None, 0),
+        ];
+        let d = correlate(&wide, &[], &S);
+        assert!(
+            !matches!(
+                &d[0],
+                Decision::Create {
+                    reason: Reason::SamePrefix,
+                    ..
+                }
+            ),
+            "a /16 is not the /24 of its addresses: {d:?}"
         );
     }
 
