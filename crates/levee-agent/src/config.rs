@@ -5,6 +5,7 @@
 
 use crate::capture_config::{CaptureConfig, IocConfig};
 use crate::tomlread::{parse_duration_in, ConfigProblem, TableReader};
+use crate::uplink_config::{check_server_url, UplinkSettings};
 use levee_detector::DetectorSettings;
 use levee_model::Metric;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub struct AgentConfig {
     pub mitigation: levee_mitigate::MitigationConfig,
     /// Indicator lists matched against incident sources (`[[ioc.lists]]`).
     pub ioc: IocConfig,
+    /// Reporting to a Levee server (`[uplink]`).
+    pub uplink: UplinkSettings,
     /// The file the settings came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -55,6 +58,12 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     /// `--no-capture`: counters only, no packet sampler.
     pub no_capture: bool,
+    /// `--server URL`: the Levee server to enroll with.
+    pub server: Option<String>,
+    /// `--server-fingerprint`: the certificate to pin at enrollment.
+    pub server_fingerprint: Option<levee_proto::Fingerprint>,
+    /// `--no-uplink`: do not report to the server even when enrolled.
+    pub no_uplink: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +131,7 @@ impl AgentConfig {
             capture: CaptureConfig::default(),
             mitigation: levee_mitigate::MitigationConfig::default(),
             ioc: IocConfig::default(),
+            uplink: UplinkSettings::default(),
             source: None,
         }
     }
@@ -274,6 +284,10 @@ impl AgentConfig {
             i.finish();
         }
         let mitigation = root.table("mitigation");
+        if let Some(mut u) = root.sub("uplink") {
+            self.uplink.read(&mut u);
+            u.finish();
+        }
         root.finish();
         if let Some(t) = mitigation {
             read_mitigation(&mut self.mitigation, t, problems);
@@ -326,6 +340,21 @@ impl AgentConfig {
         }
         if o.no_capture {
             self.capture.enabled = false;
+        }
+        if let Some(url) = &o.server {
+            match check_server_url(url) {
+                Ok(()) => self.uplink.server = Some(url.clone()),
+                Err(message) => problems.push(ConfigProblem {
+                    key: "uplink.server (--server)".into(),
+                    message,
+                }),
+            }
+        }
+        if let Some(f) = o.server_fingerprint {
+            self.uplink.server_fingerprint = Some(f);
+        }
+        if o.no_uplink {
+            self.uplink.enabled = false;
         }
         if let Some(d) = &o.state_dir {
             self.state_dir = d.clone();
@@ -424,6 +453,12 @@ mod tests {
             1,
             "defaults kept"
         );
+        assert_eq!(
+            c.uplink.server.as_deref(),
+            Some("https://levee.example.com:8443")
+        );
+        assert_eq!(c.uplink.queue_events, 2_000);
+        assert!(c.uplink.server_fingerprint.is_some());
         // Every key the reader knows appears in the example (uncommented).
         for key in [
             "node",
@@ -463,6 +498,9 @@ mod tests {
             "grace",
             "min_pps",
             "syn_flood",
+            "server",
+            "server_fingerprint",
+            "queue_events",
         ] {
             assert!(
                 text.lines()

@@ -34,6 +34,17 @@ pub trait TickSource {
     fn tick(&mut self) -> TickResult;
 }
 
+/// Watches the loop: every event emitted and every tick's rates (with the
+/// detector, for its baselines). Used to feed the uplink to the server.
+/// Implementations must return at once (hand over to a channel): the loop
+/// never waits for them.
+pub trait Observer {
+    fn event(&mut self, _event: &Event) {}
+    fn tick(&mut self, _obs: &TickObservation, _detector: &Detector) {}
+    /// The loop has ended (after `agent_stopped`).
+    fn stopped(&mut self) {}
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
@@ -72,6 +83,7 @@ pub struct Agent {
     last_errors: Vec<(String, String)>,
     /// On-node mitigation (off unless [`Agent::with_mitigation`]).
     mitigation: Option<levee_mitigate::MitigationEngine>,
+    observers: Vec<Box<dyn Observer>>,
 }
 
 impl Agent {
@@ -96,6 +108,7 @@ impl Agent {
             vis,
             last_errors: Vec::new(),
             mitigation: None,
+            observers: Vec::new(),
         })
     }
 
@@ -124,6 +137,12 @@ impl Agent {
             self.emit(ts, e)?;
         }
         Ok(())
+    }
+
+    /// Adds an observer of events and ticks (e.g. the uplink to the server).
+    pub fn with_observer(mut self, observer: Box<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
     }
 
     /// Classifies incidents with the packet sampler's view.
@@ -166,7 +185,11 @@ impl Agent {
 
     fn emit(&mut self, unix_ms: i64, body: EventBody) -> Result<(), RunError> {
         let ev = Event::new(unix_ms, self.cfg.node.clone(), body);
-        Ok(self.sink.emit(&ev)?)
+        self.sink.emit(&ev)?;
+        for o in &mut self.observers {
+            o.event(&ev);
+        }
+        Ok(())
     }
 
     /// Loads the saved baseline; returns the per-second samples restored.
@@ -245,6 +268,9 @@ impl Agent {
         if let Some(obs) = r.obs {
             for out in self.detector.observe(&obs) {
                 self.on_output(obs.unix_ms, out)?;
+            }
+            for o in &mut self.observers {
+                o.tick(&obs, &self.detector);
             }
         }
         self.vis.rotate(now);
@@ -359,6 +385,9 @@ impl Agent {
                 reason: reason.to_string(),
             },
         )?;
+        for o in &mut self.observers {
+            o.stopped();
+        }
         Ok(())
     }
 }
@@ -547,5 +576,79 @@ mod tests {
             kinds(&evs2).iter().any(|e| e == "baseline_ready"),
             "warm at once after restore"
         );
+    }
+
+    #[derive(Default)]
+    struct Seen {
+        events: Vec<String>,
+        ticks: usize,
+        thresholds_known: usize,
+        stopped: bool,
+    }
+
+    struct Recorder(Arc<std::sync::Mutex<Seen>>);
+
+    impl Observer for Recorder {
+        fn event(&mut self, e: &Event) {
+            self.0.lock().unwrap().events.push(e.to_json_line());
+        }
+        fn tick(&mut self, obs: &TickObservation, d: &Detector) {
+            let mut s = self.0.lock().unwrap();
+            s.ticks += 1;
+            let key = levee_model::SeriesKey::new(
+                levee_model::Target::Interface(obs.interfaces[0].name.clone()),
+                levee_model::Metric::RxPps,
+            );
+            if d.threshold_of(&key).is_some() {
+                s.thresholds_known += 1;
+            }
+        }
+        fn stopped(&mut self) {
+            self.0.lock().unwrap().stopped = true;
+        }
+    }
+
+    #[test]
+    fn observers_see_every_event_and_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            tick: Some(Duration::from_millis(100)),
+            baseline_warmup: Some(Duration::from_secs(1)),
+            state_dir: Some(dir.path().to_path_buf()),
+            node: Some("t".into()),
+            ..Default::default()
+        };
+        let cfg = AgentConfig::from_parts(None, None, &o).unwrap();
+        let sink = EventSink::open(&cfg.events_file, None).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
+        let agent = Agent::new(
+            cfg,
+            Box::new(Script {
+                rates: vec![3_000.0; 40],
+                i: 0,
+            }),
+            sink,
+            Arc::new(AtomicBool::new(false)),
+            5,
+        )
+        .unwrap()
+        .with_observer(Box::new(Recorder(seen.clone())));
+        agent.run(Some(40)).unwrap();
+        let s = seen.lock().unwrap();
+        let log: Vec<String> = std::fs::read_to_string(dir.path().join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        assert_eq!(s.events, log, "the observer sees exactly what is logged");
+        assert_eq!(
+            s.ticks, 39,
+            "every tick with rates (the first read has none)"
+        );
+        assert!(
+            s.thresholds_known > 0,
+            "baselines are visible through the detector"
+        );
+        assert!(s.stopped);
     }
 }

@@ -38,6 +38,7 @@ pub struct ProtoCounters {
 
 /// TCP connection counts by state (a gauge, not a counter), from NETLINK_SOCK_DIAG.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnCounts {
     pub established: u64,
     pub syn_recv: u64,
@@ -62,6 +63,7 @@ pub struct RawSample {
 
 /// Per-second rates of one interface over one tick.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InterfaceRates {
     pub name: String,
     pub rx_pps: f64,
@@ -76,6 +78,7 @@ pub struct InterfaceRates {
 /// What the detector sees each tick: rates over the tick that ended at `unix_ms`.
 /// Recorded streams of these replay deterministically through the detector.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TickObservation {
     /// End of the tick, milliseconds since the Unix epoch.
     pub unix_ms: i64,

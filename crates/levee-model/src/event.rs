@@ -3,26 +3,43 @@
 //! This is Levee's external interface (BRIEF, "External interface"): every event
 //! has `ts` (RFC 3339 UTC with milliseconds), `event` and `node`. Fields are only
 //! ever added, never renamed or removed, because users' scripts parse them.
+//!
+//! Every event made by [`Event::new`] carries a unique `event_id` (UUIDv7, so
+//! ids sort by creation time): the server deduplicates by it when an agent
+//! replays its offline queue. Events read back from logs written before the
+//! field existed have none.
 
 use crate::timefmt::rfc3339_millis;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// An event with its envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub ts: String,
     pub node: String,
+    /// Unique id of this event (UUIDv7); `None` only for events from old logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
     #[serde(flatten)]
     pub body: EventBody,
 }
 
 impl Event {
+    /// A new event with a fresh UUIDv7 `event_id`.
     pub fn new(unix_ms: i64, node: impl Into<String>, body: EventBody) -> Self {
         Event {
             ts: rfc3339_millis(unix_ms),
             node: node.into(),
+            event_id: Some(Uuid::now_v7()),
             body,
         }
+    }
+
+    /// The event's id, minting one if it has none (events from old logs), so
+    /// every event that leaves the node can be deduplicated.
+    pub fn ensure_id(&mut self) -> Uuid {
+        *self.event_id.get_or_insert_with(Uuid::now_v7)
     }
 
     /// The event as one line of JSON (no trailing newline).
@@ -286,6 +303,8 @@ mod tests {
         assert_eq!(v["node"], "web1");
         assert_eq!(v["incident_id"], "0192f0c4-0000-7000-8000-000000000000");
         assert_eq!(v["ratio"], 150.0);
+        let id = v["event_id"].as_str().expect("event_id is a string");
+        assert_eq!(Uuid::parse_str(id).unwrap().get_version_num(), 7);
         assert!(
             v.get("family").is_none(),
             "absent classification is omitted"
@@ -363,5 +382,22 @@ mod tests {
         let back: Event = serde_json::from_str(&line).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.kind(), "incident_resolved");
+    }
+
+    #[test]
+    fn event_ids_are_unique_and_old_lines_still_parse() {
+        let a = Event::new(0, "n", EventBody::BaselineReady { series: 1 });
+        let b = Event::new(0, "n", EventBody::BaselineReady { series: 1 });
+        assert_ne!(a.event_id, b.event_id);
+        let old =
+            r#"{"ts":"1970-01-01T00:00:00.000Z","node":"n","event":"baseline_ready","series":1}"#;
+        let mut e: Event = serde_json::from_str(old).unwrap();
+        assert_eq!(e.event_id, None);
+        assert!(
+            !e.to_json_line().contains("event_id"),
+            "no id is invented on output"
+        );
+        let id = e.ensure_id();
+        assert_eq!(e.ensure_id(), id, "ensure_id is stable");
     }
 }

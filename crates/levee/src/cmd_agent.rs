@@ -43,6 +43,24 @@ pub struct AgentArgs {
     /// Counters only: no packet sampler (incidents carry no family, fingerprint or pcap).
     #[arg(long)]
     no_capture: bool,
+    /// The Levee server to report to (with --enroll the first time).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// One-time enrollment token from the server (POST /api/v1/enrollment-tokens).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "LEVEE_ENROLL_TOKEN",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    enroll: Option<String>,
+    /// The server certificate's fingerprint to pin (as `levee server` prints it).
+    #[arg(long, value_name = "SHA256")]
+    server_fingerprint: Option<levee_proto::Fingerprint>,
+    /// Do not report to the server, even when enrolled.
+    #[arg(long)]
+    no_uplink: bool,
     /// Print the effective configuration and exit.
     #[arg(long)]
     print_config: bool,
@@ -58,12 +76,21 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
         events_file: a.events_file,
         state_dir: a.state_dir,
         no_capture: a.no_capture,
+        server: a.server,
+        server_fingerprint: a.server_fingerprint,
+        no_uplink: a.no_uplink,
     };
     let cfg = AgentConfig::load(a.config.as_deref(), &overrides)?;
     if a.print_config {
         println!("{cfg:#?}");
         return Ok(());
     }
+    run_agent(cfg, a.enroll.as_deref())
+}
+
+/// Runs the agent on `cfg` until SIGTERM/SIGINT, enrolling first with `enroll`
+/// (also used by `levee up`).
+pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     tracing::info!(
         node = %cfg.node,
         tick = %humantime::format_duration(cfg.tick),
@@ -73,6 +100,8 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
         config = %cfg.source.as_ref().map_or("(defaults)".to_string(), |p| p.display().to_string()),
         "levee agent starting"
     );
+    // Enrollment problems stop the agent before any thread starts.
+    let uplink = crate::uplink_glue::prepare(&cfg, enroll)?;
     let flags = crate::signals::install()?;
     let source = KernelTicks::new(&cfg).context("opening the kernel counter sources")?;
     let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
@@ -89,6 +118,9 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
     .with_reload_flag(flags.reload);
     if let Some(engine) = mitigation {
         agent = agent.with_mitigation(engine);
+    }
+    if let Some(up) = uplink {
+        agent = agent.with_observer(Box::new(crate::uplink_glue::UplinkObserver::new(up)));
     }
     agent.run(None)?;
     Ok(())

@@ -5,8 +5,11 @@ mod cmd_agent;
 mod cmd_audit;
 mod cmd_mitigate;
 mod cmd_pcap;
+mod cmd_server;
+mod cmd_up;
 mod cmd_watch;
 mod signals;
+mod uplink_glue;
 
 use clap::{Parser, Subcommand};
 use is_terminal::IsTerminal;
@@ -38,6 +41,10 @@ enum Command {
     /// Check the mitigation audit log.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
+    /// Run the Levee server: REST API, agent ingest, storage, correlation.
+    Server(cmd_server::ServerArgs),
+    /// Server and agent on this host in one go (SQLite, self-signed TLS): the quickest start.
+    Up(cmd_up::UpArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +63,8 @@ fn main() -> std::process::ExitCode {
         Command::Pcap(p) => cmd_pcap::run(p),
         Command::Mitigate(m) => cmd_mitigate::run(m),
         Command::Audit(a) => cmd_audit::run(a),
+        Command::Server(s) => cmd_server::run(s),
+        Command::Up(u) => cmd_up::run(u),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
