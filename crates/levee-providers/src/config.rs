@@ -1,0 +1,297 @@
+//! The `[[providers]]` TOML: common keys (`name`, `kind`, `base_url`,
+//! `timeout`, `retries`, `max_retry_wait`) plus each kind's own keys,
+//! checked with unknown keys refused. Credentials are references
+//! (`{ env = "VAR" }` or `{ file = "/path" }`), never inline values, and
+//! are read only when the providers are built. Every problem in a file is
+//! reported at once, each naming its entry and key.
+//!
+//! Every key is documented in `examples/providers.toml`, which a test loads.
+
+use crate::http::HttpConfig;
+use crate::providers;
+use crate::secret::SecretRef;
+use crate::Provider;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A bad providers file: every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}", path.display(), problems.join("; "))]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub problems: Vec<String>,
+}
+
+/// A parsed providers file.
+#[derive(Debug, Clone)]
+pub struct ProvidersFile {
+    pub path: PathBuf,
+    pub providers: Vec<ProviderConfig>,
+}
+
+/// One `[[providers]]` entry.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub base_url: Option<String>,
+    pub http: HttpConfig,
+    pub kind: KindConfig,
+}
+
+/// The kind-specific part of an entry.
+#[derive(Debug, Clone)]
+pub enum KindConfig {
+    Webhook(providers::webhook::Config),
+}
+
+impl KindConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KindConfig::Webhook(_) => providers::webhook::KIND,
+        }
+    }
+}
+
+/// Every kind this build knows.
+pub const KINDS: &[&str] = &[providers::webhook::KIND];
+
+const COMMON: &[&str] = &[
+    "name",
+    "kind",
+    "base_url",
+    "timeout",
+    "retries",
+    "max_retry_wait",
+];
+
+/// Reads and checks a providers file (credentials are not read yet).
+pub fn load_config(path: &Path) -> Result<ProvidersFile, ConfigError> {
+    let fail = |p: Vec<String>| ConfigError {
+        path: path.to_path_buf(),
+        problems: p,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
+    parse_config(&text, path)
+}
+
+/// Parses providers TOML; `path` only names the file in errors.
+pub fn parse_config(text: &str, path: &Path) -> Result<ProvidersFile, ConfigError> {
+    let fail = |p: Vec<String>| ConfigError {
+        path: path.to_path_buf(),
+        problems: p,
+    };
+    let mut root: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| fail(vec![e.to_string()]))?;
+    let mut problems = Vec::new();
+    let entries = match root.remove("providers") {
+        None => Vec::new(),
+        Some(toml::Value::Array(a)) => a,
+        Some(_) => {
+            return Err(fail(vec![
+                "`providers` must be an array of tables: [[providers]]".into(),
+            ]))
+        }
+    };
+    for k in root.keys() {
+        problems.push(format!(
+            "unknown top-level key `{k}` (only [[providers]] entries belong here)"
+        ));
+    }
+    let mut out = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, entry) in entries.into_iter().enumerate() {
+        let toml::Value::Table(t) = entry else {
+            problems.push(format!("providers[{i}]: must be a table"));
+            continue;
+        };
+        match parse_entry(t) {
+            Ok(p) => {
+                if !names.insert(p.name.clone()) {
+                    problems.push(format!(
+                        "providers[{i}] ({}): name used twice; names must be unique",
+                        p.name
+                    ));
+                }
+                out.push(p);
+            }
+            Err(mut e) => {
+                for p in &mut e {
+                    *p = format!("providers[{i}]{p}");
+                }
+                problems.extend(e);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(ProvidersFile {
+            path: path.to_path_buf(),
+            providers: out,
+        })
+    } else {
+        Err(fail(problems))
+    }
+}
+
+fn parse_entry(mut t: toml::Table) -> Result<ProviderConfig, Vec<String>> {
+    let mut problems = Vec::new();
+    let name = match t.get("name").and_then(|v| v.as_str()) {
+        Some(n)
+            if !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            n.to_string()
+        }
+        Some(n) => {
+            problems.push(format!(
+                ".name: {n:?} must be non-empty letters, digits, `-`, `_` or `.`"
+            ));
+            n.to_string()
+        }
+        None => {
+            problems.push(".name: missing (a unique name such as \"cf-mt\")".into());
+            String::new()
+        }
+    };
+    let label = if name.is_empty() {
+        String::new()
+    } else {
+        format!(" ({name})")
+    };
+    let kind = t.get("kind").and_then(|v| v.as_str()).map(str::to_string);
+    let base_url = t
+        .get("base_url")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    if t.get("base_url").is_some() && base_url.is_none() {
+        problems.push(format!("{label}.base_url: must be a string URL"));
+    }
+    let mut http = HttpConfig::default();
+    if let Some(v) = t.get("timeout") {
+        match duration(v) {
+            Ok(d) => http.timeout = d,
+            Err(e) => problems.push(format!("{label}.timeout: {e}")),
+        }
+    }
+    if let Some(v) = t.get("max_retry_wait") {
+        match duration(v) {
+            Ok(d) => http.max_retry_wait = d,
+            Err(e) => problems.push(format!("{label}.max_retry_wait: {e}")),
+        }
+    }
+    if let Some(v) = t.get("retries") {
+        match v.as_integer().filter(|n| (0..=10).contains(n)) {
+            Some(n) => http.max_retries = n as u32,
+            None => problems.push(format!("{label}.retries: must be an integer from 0 to 10")),
+        }
+    }
+    for k in COMMON {
+        t.remove(*k);
+    }
+    let kind = match kind.as_deref() {
+        Some(providers::webhook::KIND) => specific(t, &label).map(KindConfig::Webhook),
+        Some(other) => Err(vec![format!(
+            "{label}.kind: unknown kind {other:?}; known: {}",
+            KINDS.join(", ")
+        )]),
+        None => Err(vec![format!(
+            "{label}.kind: missing; one of {}",
+            KINDS.join(", ")
+        )]),
+    };
+    match kind {
+        Ok(kind) if problems.is_empty() => Ok(ProviderConfig {
+            name,
+            base_url,
+            http,
+            kind,
+        }),
+        Ok(_) => Err(problems),
+        Err(e) => {
+            problems.extend(e);
+            Err(problems)
+        }
+    }
+}
+
+fn specific<T: DeserializeOwned>(t: toml::Table, label: &str) -> Result<T, Vec<String>> {
+    for (k, v) in &t {
+        if let toml::Value::String(_) = v {
+            if is_secret_key(k) {
+                return Err(vec![format!(
+                    "{label}.{k}: inline secrets are refused; write {k} = {{ env = \"VAR\" }} or {k} = {{ file = \"/path\" }}"
+                )]);
+            }
+        }
+    }
+    T::deserialize(toml::Value::Table(t))
+        .map_err(|e| vec![format!("{label}: {}", e.message().trim())])
+}
+
+fn is_secret_key(k: &str) -> bool {
+    ["token", "secret", "password", "key"]
+        .iter()
+        .any(|s| k.contains(s))
+        && k != "access_key_id"
+}
+
+fn duration(v: &toml::Value) -> Result<Duration, String> {
+    let s = v
+        .as_str()
+        .ok_or("must be a duration string such as \"10s\"")?;
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (write e.g. \"10s\")"))?;
+    if d.is_zero() {
+        return Err("must be above zero".into());
+    }
+    Ok(d)
+}
+
+/// Loads credentials and builds every provider; all problems at once.
+pub fn build_providers(file: &ProvidersFile) -> Result<Vec<Box<dyn Provider>>, ConfigError> {
+    let mut out: Vec<Box<dyn Provider>> = Vec::new();
+    let mut problems = Vec::new();
+    for p in &file.providers {
+        match build_one(p) {
+            Ok(b) => out.push(b),
+            Err(e) => problems.push(format!("provider {}: {e}", p.name)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConfigError {
+            path: file.path.clone(),
+            problems,
+        })
+    }
+}
+
+/// Builds one provider.
+pub fn build_one(p: &ProviderConfig) -> Result<Box<dyn Provider>, String> {
+    let err = |e: crate::ProviderError| e.to_string();
+    Ok(match &p.kind {
+        KindConfig::Webhook(c) => {
+            let url = p
+                .base_url
+                .clone()
+                .ok_or("base_url (the receiver's URL) is required for a webhook")?;
+            Box::new(
+                providers::webhook::Webhook::new(
+                    &p.name,
+                    &url,
+                    load(&c.secret, "secret")?,
+                    p.http.clone(),
+                )
+                .map_err(err)?,
+            )
+        }
+    })
+}
+
+pub(crate) fn load(r: &SecretRef, key: &str) -> Result<crate::secret::Secret, String> {
+    r.load().map_err(|e| format!("{key}: {e}"))
+}

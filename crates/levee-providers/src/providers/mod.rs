@@ -1,0 +1,5 @@
+//! One module per provider. Each follows its vendor's documented API (the
+//! module doc cites it) and is tested against a local server enforcing that
+//! contract (`tests/contract/`).
+
+pub mod webhook;
