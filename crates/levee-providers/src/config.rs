@@ -44,18 +44,29 @@ pub struct ProviderConfig {
 #[derive(Debug, Clone)]
 pub enum KindConfig {
     Webhook(providers::webhook::Config),
+    CloudflareMagicTransit(providers::cloudflare_mt::Config),
+    CloudflareWaf(providers::cloudflare_waf::Config),
+    OvhVac(providers::ovh::Config),
 }
 
 impl KindConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             KindConfig::Webhook(_) => providers::webhook::KIND,
+            KindConfig::CloudflareMagicTransit(_) => providers::cloudflare_mt::KIND,
+            KindConfig::CloudflareWaf(_) => providers::cloudflare_waf::KIND,
+            KindConfig::OvhVac(_) => providers::ovh::KIND,
         }
     }
 }
 
 /// Every kind this build knows.
-pub const KINDS: &[&str] = &[providers::webhook::KIND];
+pub const KINDS: &[&str] = &[
+    providers::webhook::KIND,
+    providers::cloudflare_mt::KIND,
+    providers::cloudflare_waf::KIND,
+    providers::ovh::KIND,
+];
 
 const COMMON: &[&str] = &[
     "name",
@@ -194,6 +205,11 @@ fn parse_entry(mut t: toml::Table) -> Result<ProviderConfig, Vec<String>> {
     }
     let kind = match kind.as_deref() {
         Some(providers::webhook::KIND) => specific(t, &label).map(KindConfig::Webhook),
+        Some(providers::cloudflare_mt::KIND) => {
+            specific(t, &label).map(KindConfig::CloudflareMagicTransit)
+        }
+        Some(providers::cloudflare_waf::KIND) => specific(t, &label).map(KindConfig::CloudflareWaf),
+        Some(providers::ovh::KIND) => specific(t, &label).map(KindConfig::OvhVac),
         Some(other) => Err(vec![format!(
             "{label}.kind: unknown kind {other:?}; known: {}",
             KINDS.join(", ")
@@ -273,6 +289,7 @@ pub fn build_providers(file: &ProvidersFile) -> Result<Vec<Box<dyn Provider>>, C
 /// Builds one provider.
 pub fn build_one(p: &ProviderConfig) -> Result<Box<dyn Provider>, String> {
     let err = |e: crate::ProviderError| e.to_string();
+    let base = p.base_url.as_deref();
     Ok(match &p.kind {
         KindConfig::Webhook(c) => {
             let url = p
@@ -287,6 +304,45 @@ pub fn build_one(p: &ProviderConfig) -> Result<Box<dyn Provider>, String> {
                     p.http.clone(),
                 )
                 .map_err(err)?,
+            )
+        }
+        KindConfig::CloudflareMagicTransit(c) => Box::new(
+            providers::cloudflare_mt::MagicTransit::new(
+                &p.name,
+                base,
+                &c.account_id,
+                load(&c.api_token, "api_token")?,
+                p.http.clone(),
+            )
+            .map_err(err)?,
+        ),
+        KindConfig::CloudflareWaf(c) => {
+            use providers::cloudflare_waf::Scope;
+            let scope = match (&c.zone_id, &c.account_id) {
+                (Some(z), None) => Scope::Zone(z.clone()),
+                (None, Some(a)) => Scope::Account(a.clone()),
+                _ => return Err("give exactly one of zone_id or account_id".into()),
+            };
+            Box::new(
+                providers::cloudflare_waf::CloudflareWaf::new(
+                    &p.name,
+                    base,
+                    scope,
+                    load(&c.api_token, "api_token")?,
+                    p.http.clone(),
+                )
+                .map_err(err)?,
+            )
+        }
+        KindConfig::OvhVac(c) => {
+            let keys = providers::ovh::OvhKeys {
+                application_key: c.application_key.clone(),
+                application_secret: load(&c.application_secret, "application_secret")?,
+                consumer_key: load(&c.consumer_key, "consumer_key")?,
+            };
+            Box::new(
+                providers::ovh::OvhVac::new(&p.name, base, keys, c.max_addresses, p.http.clone())
+                    .map_err(err)?,
             )
         }
     })

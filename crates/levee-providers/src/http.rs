@@ -460,10 +460,12 @@ pub fn generic_error(body: &[u8]) -> (Option<String>, String) {
         }
     }
     if let Some(m) = v.get("message").and_then(|m| m.as_str()) {
-        return (
-            code_of(&v).or_else(|| v.get("id").map(|i| i.to_string())),
-            m.to_string(),
-        );
+        let code = code_of(&v).or_else(|| {
+            ["errorCode", "class", "__type", "id"]
+                .iter()
+                .find_map(|k| v.get(*k).and_then(|c| c.as_str()).map(str::to_string))
+        });
+        return (code, m.to_string());
     }
     (None, snippet(body))
 }

@@ -2,4 +2,8 @@
 //! module doc cites it) and is tested against a local server enforcing that
 //! contract (`tests/contract/`).
 
+pub mod cloudflare;
+pub mod cloudflare_mt;
+pub mod cloudflare_waf;
+pub mod ovh;
 pub mod webhook;

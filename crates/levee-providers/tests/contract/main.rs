@@ -4,5 +4,7 @@
 
 #![allow(dead_code)] // server helpers serve providers unevenly
 
+mod cloudflare;
+mod ovh;
 mod server;
 mod webhook;
