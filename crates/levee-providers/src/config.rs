@@ -47,6 +47,7 @@ pub enum KindConfig {
     CloudflareMagicTransit(providers::cloudflare_mt::Config),
     CloudflareWaf(providers::cloudflare_waf::Config),
     OvhVac(providers::ovh::Config),
+    HetznerRobot(providers::hetzner::Config),
 }
 
 impl KindConfig {
@@ -56,6 +57,7 @@ impl KindConfig {
             KindConfig::CloudflareMagicTransit(_) => providers::cloudflare_mt::KIND,
             KindConfig::CloudflareWaf(_) => providers::cloudflare_waf::KIND,
             KindConfig::OvhVac(_) => providers::ovh::KIND,
+            KindConfig::HetznerRobot(_) => providers::hetzner::KIND,
         }
     }
 }
@@ -66,6 +68,7 @@ pub const KINDS: &[&str] = &[
     providers::cloudflare_mt::KIND,
     providers::cloudflare_waf::KIND,
     providers::ovh::KIND,
+    providers::hetzner::KIND,
 ];
 
 const COMMON: &[&str] = &[
@@ -210,6 +213,7 @@ fn parse_entry(mut t: toml::Table) -> Result<ProviderConfig, Vec<String>> {
         }
         Some(providers::cloudflare_waf::KIND) => specific(t, &label).map(KindConfig::CloudflareWaf),
         Some(providers::ovh::KIND) => specific(t, &label).map(KindConfig::OvhVac),
+        Some(providers::hetzner::KIND) => specific(t, &label).map(KindConfig::HetznerRobot),
         Some(other) => Err(vec![format!(
             "{label}.kind: unknown kind {other:?}; known: {}",
             KINDS.join(", ")
@@ -345,6 +349,17 @@ pub fn build_one(p: &ProviderConfig) -> Result<Box<dyn Provider>, String> {
                     .map_err(err)?,
             )
         }
+        KindConfig::HetznerRobot(c) => Box::new(
+            providers::hetzner::HetznerRobot::new(
+                &p.name,
+                base,
+                c.server_number,
+                &c.user,
+                &load(&c.password, "password")?,
+                p.http.clone(),
+            )
+            .map_err(err)?,
+        ),
     })
 }
 

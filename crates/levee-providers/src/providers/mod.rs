@@ -5,5 +5,6 @@
 pub mod cloudflare;
 pub mod cloudflare_mt;
 pub mod cloudflare_waf;
+pub mod hetzner;
 pub mod ovh;
 pub mod webhook;
