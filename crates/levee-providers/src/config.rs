@@ -122,16 +122,15 @@ pub fn parse_config(text: &str, path: &Path) -> Result<ProvidersFile, ConfigErro
             problems.push(format!("providers[{i}]: must be a table"));
             continue;
         };
-        match parse_entry(t) {
-            Ok(p) => {
-                if !names.insert(p.name.clone()) {
-                    problems.push(format!(
-                        "providers[{i}] ({}): name used twice; names must be unique",
-                        p.name
-                    ));
-                }
-                out.push(p);
+        if let Some(n) = t.get("name").and_then(|n| n.as_str()) {
+            if !names.insert(n.to_string()) {
+                problems.push(format!(
+                    "providers[{i}] ({n}): name used twice; names must be unique"
+                ));
             }
+        }
+        match parse_entry(t) {
+            Ok(p) => out.push(p),
             Err(mut e) => {
                 for p in &mut e {
                     *p = format!("providers[{i}]{p}");
@@ -252,11 +251,21 @@ fn specific<T: DeserializeOwned>(t: toml::Table, label: &str) -> Result<T, Vec<S
         .map_err(|e| vec![format!("{label}: {}", e.message().trim())])
 }
 
+/// Keys that hold credentials: refused as inline strings.
+const SECRET_KEYS: &[&str] = &[
+    "secret",
+    "token",
+    "api_token",
+    "api_key",
+    "password",
+    "application_secret",
+    "consumer_key",
+    "secret_access_key",
+    "session_token",
+];
+
 fn is_secret_key(k: &str) -> bool {
-    ["token", "secret", "password", "key"]
-        .iter()
-        .any(|s| k.contains(s))
-        && k != "access_key_id"
+    SECRET_KEYS.contains(&k)
 }
 
 fn duration(v: &toml::Value) -> Result<Duration, String> {
@@ -365,4 +374,86 @@ pub fn build_one(p: &ProviderConfig) -> Result<Box<dyn Provider>, String> {
 
 pub(crate) fn load(r: &SecretRef, key: &str) -> Result<crate::secret::Secret, String> {
     r.load().map_err(|e| format!("{key}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../examples/providers.toml");
+
+    #[test]
+    fn the_example_file_loads_and_shows_every_kind() {
+        let f = parse_config(EXAMPLE, Path::new("examples/providers.toml")).unwrap();
+        let shown: BTreeSet<&str> = f.providers.iter().map(|p| p.kind.kind()).collect();
+        for k in KINDS {
+            assert!(shown.contains(k), "examples/providers.toml lacks kind {k}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = r#"
+            unknown = 1
+            [[providers]]
+            name = "a"
+            kind = "cloudflare_waf"
+            zone_id = "abc"
+            api_token = "inline-secret"
+            [[providers]]
+            name = "b"
+            kind = "nope"
+            [[providers]]
+            name = "c"
+            kind = "webhook"
+            secret = { env = "X" }
+            timeout = "soon"
+            colour = "blue"
+            [[providers]]
+            name = "c"
+            kind = "webhook"
+            secret = { env = "X" }
+        "#;
+        let e = parse_config(text, Path::new("p.toml")).unwrap_err();
+        let all = e.to_string();
+        assert_eq!(e.problems.len(), 6, "{all}");
+        assert!(
+            all.contains("providers[2] (c): unknown field `colour`"),
+            "{all}"
+        );
+        assert!(all.contains("unknown top-level key `unknown`"), "{all}");
+        assert!(
+            all.contains("providers[0] (a).api_token: inline secrets are refused"),
+            "{all}"
+        );
+        assert!(!all.contains("inline-secret"), "{all}");
+        assert!(
+            all.contains("providers[1] (b).kind: unknown kind \"nope\""),
+            "{all}"
+        );
+        assert!(all.contains("providers[2] (c).timeout"), "{all}");
+        assert!(all.contains("providers[3] (c): name used twice"), "{all}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_and_missing_credentials_named_at_build() {
+        let e = parse_config(
+            "[[providers]]\nname = \"w\"\nkind = \"webhook\"\nsecret = { env = \"X\" }\ncolour = 1\n",
+            Path::new("p.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `colour`"), "{e}");
+        let f = parse_config(
+            "[[providers]]\nname = \"w\"\nkind = \"webhook\"\nbase_url = \"http://127.0.0.1:9/h\"\nsecret = { env = \"LEVEE_SURELY_UNSET_SECRET\" }\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let e = build_providers(&f).err().unwrap();
+        assert!(
+            e.to_string().contains(
+                "provider w: secret: environment variable LEVEE_SURELY_UNSET_SECRET is not set"
+            ),
+            "{e}"
+        );
+    }
 }
