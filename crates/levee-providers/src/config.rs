@@ -48,6 +48,7 @@ pub enum KindConfig {
     CloudflareWaf(providers::cloudflare_waf::Config),
     OvhVac(providers::ovh::Config),
     HetznerRobot(providers::hetzner::Config),
+    DigitalOcean(providers::digitalocean::Config),
 }
 
 impl KindConfig {
@@ -58,6 +59,7 @@ impl KindConfig {
             KindConfig::CloudflareWaf(_) => providers::cloudflare_waf::KIND,
             KindConfig::OvhVac(_) => providers::ovh::KIND,
             KindConfig::HetznerRobot(_) => providers::hetzner::KIND,
+            KindConfig::DigitalOcean(_) => providers::digitalocean::KIND,
         }
     }
 }
@@ -69,6 +71,7 @@ pub const KINDS: &[&str] = &[
     providers::cloudflare_waf::KIND,
     providers::ovh::KIND,
     providers::hetzner::KIND,
+    providers::digitalocean::KIND,
 ];
 
 const COMMON: &[&str] = &[
@@ -213,6 +216,7 @@ fn parse_entry(mut t: toml::Table) -> Result<ProviderConfig, Vec<String>> {
         Some(providers::cloudflare_waf::KIND) => specific(t, &label).map(KindConfig::CloudflareWaf),
         Some(providers::ovh::KIND) => specific(t, &label).map(KindConfig::OvhVac),
         Some(providers::hetzner::KIND) => specific(t, &label).map(KindConfig::HetznerRobot),
+        Some(providers::digitalocean::KIND) => specific(t, &label).map(KindConfig::DigitalOcean),
         Some(other) => Err(vec![format!(
             "{label}.kind: unknown kind {other:?}; known: {}",
             KINDS.join(", ")
@@ -365,6 +369,16 @@ pub fn build_one(p: &ProviderConfig) -> Result<Box<dyn Provider>, String> {
                 c.server_number,
                 &c.user,
                 &load(&c.password, "password")?,
+                p.http.clone(),
+            )
+            .map_err(err)?,
+        ),
+        KindConfig::DigitalOcean(c) => Box::new(
+            providers::digitalocean::DigitalOcean::new(
+                &p.name,
+                base,
+                &c.firewall_id,
+                load(&c.api_token, "api_token")?,
                 p.http.clone(),
             )
             .map_err(err)?,

@@ -5,6 +5,7 @@
 pub mod cloudflare;
 pub mod cloudflare_mt;
 pub mod cloudflare_waf;
+pub mod digitalocean;
 pub mod hetzner;
 pub mod ovh;
 pub mod webhook;

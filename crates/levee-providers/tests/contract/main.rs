@@ -5,6 +5,7 @@
 #![allow(dead_code)] // server helpers serve providers unevenly
 
 mod cloudflare;
+mod digitalocean;
 mod hetzner;
 mod ovh;
 mod server;
