@@ -49,6 +49,7 @@ pub enum KindConfig {
     OvhVac(providers::ovh::Config),
     HetznerRobot(providers::hetzner::Config),
     DigitalOcean(providers::digitalocean::Config),
+    Vultr(providers::vultr::Config),
 }
 
 impl KindConfig {
@@ -60,6 +61,7 @@ impl KindConfig {
             KindConfig::OvhVac(_) => providers::ovh::KIND,
             KindConfig::HetznerRobot(_) => providers::hetzner::KIND,
             KindConfig::DigitalOcean(_) => providers::digitalocean::KIND,
+            KindConfig::Vultr(_) => providers::vultr::KIND,
         }
     }
 }
@@ -72,6 +74,7 @@ pub const KINDS: &[&str] = &[
     providers::ovh::KIND,
     providers::hetzner::KIND,
     providers::digitalocean::KIND,
+    providers::vultr::KIND,
 ];
 
 const COMMON: &[&str] = &[
@@ -217,6 +220,7 @@ fn parse_entry(mut t: toml::Table) -> Result<ProviderConfig, Vec<String>> {
         Some(providers::ovh::KIND) => specific(t, &label).map(KindConfig::OvhVac),
         Some(providers::hetzner::KIND) => specific(t, &label).map(KindConfig::HetznerRobot),
         Some(providers::digitalocean::KIND) => specific(t, &label).map(KindConfig::DigitalOcean),
+        Some(providers::vultr::KIND) => specific(t, &label).map(KindConfig::Vultr),
         Some(other) => Err(vec![format!(
             "{label}.kind: unknown kind {other:?}; known: {}",
             KINDS.join(", ")
@@ -379,6 +383,16 @@ pub fn build_one(p: &ProviderConfig) -> Result<Box<dyn Provider>, String> {
                 base,
                 &c.firewall_id,
                 load(&c.api_token, "api_token")?,
+                p.http.clone(),
+            )
+            .map_err(err)?,
+        ),
+        KindConfig::Vultr(c) => Box::new(
+            providers::vultr::Vultr::new(
+                &p.name,
+                base,
+                &c.firewall_group_id,
+                load(&c.api_key, "api_key")?,
                 p.http.clone(),
             )
             .map_err(err)?,

@@ -9,12 +9,14 @@
 //! - [`action`]: the model; [`incident`]: actions from an incident (pure);
 //! - [`providers`]: one module per provider, each following its vendor's
 //!   documented API (cited in the module);
+//! - [`allowlist`]: blocking in allow-only firewalls (pure);
 //! - [`http`]: the shared client (timeouts, safe retries, error text);
 //! - [`sign`]: request signatures (AWS SigV4, OVH, webhook HMAC);
 //! - [`config`]: the `[[providers]]` TOML and credential loading;
 //! - [`secret`]: credentials that never print.
 
 pub mod action;
+pub mod allowlist;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -8,4 +8,5 @@ pub mod cloudflare_waf;
 pub mod digitalocean;
 pub mod hetzner;
 pub mod ovh;
+pub mod vultr;
 pub mod webhook;

@@ -9,4 +9,5 @@ mod digitalocean;
 mod hetzner;
 mod ovh;
 mod server;
+mod vultr;
 mod webhook;
