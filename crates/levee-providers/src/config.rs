@@ -50,6 +50,7 @@ pub enum KindConfig {
     HetznerRobot(providers::hetzner::Config),
     DigitalOcean(providers::digitalocean::Config),
     Vultr(providers::vultr::Config),
+    Linode(providers::linode::Config),
 }
 
 impl KindConfig {
@@ -62,6 +63,7 @@ impl KindConfig {
             KindConfig::HetznerRobot(_) => providers::hetzner::KIND,
             KindConfig::DigitalOcean(_) => providers::digitalocean::KIND,
             KindConfig::Vultr(_) => providers::vultr::KIND,
+            KindConfig::Linode(_) => providers::linode::KIND,
         }
     }
 }
@@ -75,6 +77,7 @@ pub const KINDS: &[&str] = &[
     providers::hetzner::KIND,
     providers::digitalocean::KIND,
     providers::vultr::KIND,
+    providers::linode::KIND,
 ];
 
 const COMMON: &[&str] = &[
@@ -221,6 +224,7 @@ fn parse_entry(mut t: toml::Table) -> Result<ProviderConfig, Vec<String>> {
         Some(providers::hetzner::KIND) => specific(t, &label).map(KindConfig::HetznerRobot),
         Some(providers::digitalocean::KIND) => specific(t, &label).map(KindConfig::DigitalOcean),
         Some(providers::vultr::KIND) => specific(t, &label).map(KindConfig::Vultr),
+        Some(providers::linode::KIND) => specific(t, &label).map(KindConfig::Linode),
         Some(other) => Err(vec![format!(
             "{label}.kind: unknown kind {other:?}; known: {}",
             KINDS.join(", ")
@@ -393,6 +397,16 @@ pub fn build_one(p: &ProviderConfig) -> Result<Box<dyn Provider>, String> {
                 base,
                 &c.firewall_group_id,
                 load(&c.api_key, "api_key")?,
+                p.http.clone(),
+            )
+            .map_err(err)?,
+        ),
+        KindConfig::Linode(c) => Box::new(
+            providers::linode::Linode::new(
+                &p.name,
+                base,
+                c.firewall_id,
+                load(&c.api_token, "api_token")?,
                 p.http.clone(),
             )
             .map_err(err)?,

@@ -7,6 +7,7 @@
 mod cloudflare;
 mod digitalocean;
 mod hetzner;
+mod linode;
 mod ovh;
 mod server;
 mod vultr;
