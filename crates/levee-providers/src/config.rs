@@ -51,6 +51,7 @@ pub enum KindConfig {
     DigitalOcean(providers::digitalocean::Config),
     Vultr(providers::vultr::Config),
     Linode(providers::linode::Config),
+    AwsShield(providers::aws_shield::Config),
 }
 
 impl KindConfig {
@@ -64,6 +65,7 @@ impl KindConfig {
             KindConfig::DigitalOcean(_) => providers::digitalocean::KIND,
             KindConfig::Vultr(_) => providers::vultr::KIND,
             KindConfig::Linode(_) => providers::linode::KIND,
+            KindConfig::AwsShield(_) => providers::aws_shield::KIND,
         }
     }
 }
@@ -78,6 +80,7 @@ pub const KINDS: &[&str] = &[
     providers::digitalocean::KIND,
     providers::vultr::KIND,
     providers::linode::KIND,
+    providers::aws_shield::KIND,
 ];
 
 const COMMON: &[&str] = &[
@@ -225,6 +228,7 @@ fn parse_entry(mut t: toml::Table) -> Result<ProviderConfig, Vec<String>> {
         Some(providers::digitalocean::KIND) => specific(t, &label).map(KindConfig::DigitalOcean),
         Some(providers::vultr::KIND) => specific(t, &label).map(KindConfig::Vultr),
         Some(providers::linode::KIND) => specific(t, &label).map(KindConfig::Linode),
+        Some(providers::aws_shield::KIND) => specific(t, &label).map(KindConfig::AwsShield),
         Some(other) => Err(vec![format!(
             "{label}.kind: unknown kind {other:?}; known: {}",
             KINDS.join(", ")
@@ -411,6 +415,27 @@ pub fn build_one(p: &ProviderConfig) -> Result<Box<dyn Provider>, String> {
             )
             .map_err(err)?,
         ),
+        KindConfig::AwsShield(c) => {
+            let creds = crate::sign::AwsCredentials {
+                access_key_id: c.access_key_id.clone(),
+                secret_access_key: load(&c.secret_access_key, "secret_access_key")?,
+                session_token: c
+                    .session_token
+                    .as_ref()
+                    .map(|t| load(t, "session_token"))
+                    .transpose()?,
+            };
+            Box::new(
+                providers::aws_shield::AwsShield::new(
+                    &p.name,
+                    base,
+                    creds,
+                    &c.resources,
+                    p.http.clone(),
+                )
+                .map_err(err)?,
+            )
+        }
     })
 }
 

@@ -2,6 +2,7 @@
 //! module doc cites it) and is tested against a local server enforcing that
 //! contract (`tests/contract/`).
 
+pub mod aws_shield;
 pub mod cloudflare;
 pub mod cloudflare_mt;
 pub mod cloudflare_waf;

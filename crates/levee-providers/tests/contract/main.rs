@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // server helpers serve providers unevenly
 
+mod aws_shield;
 mod cloudflare;
 mod digitalocean;
 mod hetzner;
