@@ -52,6 +52,7 @@ pub enum KindConfig {
     Vultr(providers::vultr::Config),
     Linode(providers::linode::Config),
     AwsShield(providers::aws_shield::Config),
+    F5BigIp(providers::f5::Config),
 }
 
 impl KindConfig {
@@ -66,6 +67,7 @@ impl KindConfig {
             KindConfig::Vultr(_) => providers::vultr::KIND,
             KindConfig::Linode(_) => providers::linode::KIND,
             KindConfig::AwsShield(_) => providers::aws_shield::KIND,
+            KindConfig::F5BigIp(_) => providers::f5::KIND,
         }
     }
 }
@@ -81,6 +83,7 @@ pub const KINDS: &[&str] = &[
     providers::vultr::KIND,
     providers::linode::KIND,
     providers::aws_shield::KIND,
+    providers::f5::KIND,
 ];
 
 const COMMON: &[&str] = &[
@@ -229,6 +232,7 @@ fn parse_entry(mut t: toml::Table) -> Result<ProviderConfig, Vec<String>> {
         Some(providers::vultr::KIND) => specific(t, &label).map(KindConfig::Vultr),
         Some(providers::linode::KIND) => specific(t, &label).map(KindConfig::Linode),
         Some(providers::aws_shield::KIND) => specific(t, &label).map(KindConfig::AwsShield),
+        Some(providers::f5::KIND) => specific(t, &label).map(KindConfig::F5BigIp),
         Some(other) => Err(vec![format!(
             "{label}.kind: unknown kind {other:?}; known: {}",
             KINDS.join(", ")
@@ -431,6 +435,24 @@ pub fn build_one(p: &ProviderConfig) -> Result<Box<dyn Provider>, String> {
                     base,
                     creds,
                     &c.resources,
+                    p.http.clone(),
+                )
+                .map_err(err)?,
+            )
+        }
+        KindConfig::F5BigIp(c) => {
+            let url = p
+                .base_url
+                .clone()
+                .ok_or("base_url (the BIG-IP management URL) is required")?;
+            Box::new(
+                providers::f5::F5BigIp::new(
+                    &p.name,
+                    &url,
+                    &c.policy,
+                    &c.user,
+                    load(&c.password, "password")?,
+                    &c.login_provider,
                     p.http.clone(),
                 )
                 .map_err(err)?,

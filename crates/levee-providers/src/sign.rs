@@ -2,10 +2,10 @@
 //! as an argument), so each is checked against published known answers:
 //!
 //! - AWS Signature Version 4
-//!   (<https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html>,
+//!   (<https://docs.aws.amazon.com/general/latest/gr/sigv4-signed-request-examples.html>,
 //!   test suite <https://docs.aws.amazon.com/general/latest/gr/signature-v4-test-suite.html>);
 //! - OVHcloud's `$1$` signature
-//!   (<https://help.ovhcloud.com/csm/en-gb-api-getting-started-ovhcloud-api?id=kb_article_view&sysparm_article=KB0042784>):
+//!   (<https://docs.ovh.com/gb/en/customer/first-steps-with-ovh-api/>):
 //!   `"$1$" + SHA1_HEX(AS+"+"+CK+"+"+METHOD+"+"+QUERY+"+"+BODY+"+"+TSTAMP)`;
 //! - Levee's webhook signature: HMAC-SHA256 over `"<timestamp>.<body>"`.
 

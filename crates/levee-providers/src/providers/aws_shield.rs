@@ -2,13 +2,13 @@
 //! balancers, CloudFront distributions, ...) under Shield Advanced
 //! protection for the attack, and remove the protections Levee created.
 //!
-//! Contract (AWS Shield API reference, <https://docs.aws.amazon.com/waf/latest/DDOSAPIReference/Welcome.html>):
+//! Contract (AWS Shield API reference, <https://docs.aws.amazon.com/waf/latest/DDOSAPIReference/>):
 //! - endpoint `https://shield.us-east-1.amazonaws.com` (Shield's API lives
 //!   in us-east-1), `POST /` with the AWS JSON 1.1 protocol:
 //!   `Content-Type: application/x-amz-json-1.1`,
 //!   `X-Amz-Target: AWSShield_20160616.<Operation>`;
 //! - Signature Version 4, service `shield`
-//!   (<https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html>),
+//!   (<https://docs.aws.amazon.com/general/latest/gr/sigv4-signed-request-examples.html>),
 //!   `X-Amz-Security-Token` for temporary credentials;
 //! - `DescribeProtection {"ResourceArn"}` -> `{"Protection":{"Id",..}}` or
 //!   `ResourceNotFoundException`

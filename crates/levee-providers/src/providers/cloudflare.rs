@@ -1,8 +1,9 @@
 //! What the Cloudflare API v4 providers share: bearer-token authentication
-//! with an API token (<https://developers.cloudflare.com/fundamentals/api/get-started/create-token/>),
+//! with an API token (`Authorization: Bearer`, the scheme Cloudflare
+//! prefers over the global key; see the security section of e.g.
+//! <https://developers.cloudflare.com/api/go/resources/firewall/subresources/access_rules/methods/create>),
 //! the response envelope `{"success","errors":[{"code","message"}],
-//! "messages","result"}` and its error text
-//! (<https://developers.cloudflare.com/fundamentals/api/how-to/make-api-calls/>).
+//! "messages","result"}` and its error text (same page, "Returns").
 
 use crate::error::ProviderError;
 use crate::http::{generic_error, Auth, Call, Http};

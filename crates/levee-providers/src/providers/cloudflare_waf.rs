@@ -1,8 +1,9 @@
 //! Cloudflare WAF IP Access rules: block attack sources at Cloudflare's
 //! edge for a zone (or every zone of an account).
 //!
-//! Contract (<https://developers.cloudflare.com/waf/tools/ip-access-rules/>,
-//! API <https://developers.cloudflare.com/api/resources/firewall/subresources/access_rules/>):
+//! Contract (Create an IP Access rule,
+//! <https://developers.cloudflare.com/api/go/resources/firewall/subresources/access_rules/methods/create>;
+//! the official TypeScript client `cloudflare/resources/firewall/access-rules.ts`):
 //! - `POST /zones/{zone_id}/firewall/access_rules/rules` (or
 //!   `/accounts/{account_id}/...`) with
 //!   `{"mode":"block","configuration":{"target":T,"value":V},"notes":N}`,

@@ -1,7 +1,8 @@
 //! DigitalOcean Cloud Firewall: deny the attack's sources on the droplets
 //! a firewall protects.
 //!
-//! Contract (API v2, <https://docs.digitalocean.com/reference/api/digitalocean/#tag/Firewalls>):
+//! Contract (API v2, <https://docs.digitalocean.com/reference/dots/reference/firewalls/firewalls-add-rules/>,
+//! <https://docs.digitalocean.com/reference/pydo/reference/firewalls/delete_rules/>):
 //! - `Authorization: Bearer <personal access token>`;
 //! - `GET /v2/firewalls/{firewall_id}`: `{"firewall":{..,"inbound_rules":[..]}}`;
 //! - `POST /v2/firewalls/{firewall_id}/rules` and `DELETE` on the same path

@@ -1,8 +1,9 @@
 //! Linode / Akamai Cloud Firewalls: drop the attack's sources before they
 //! reach the Linodes a firewall protects.
 //!
-//! Contract (Linode API v4, <https://techdocs.akamai.com/linode-api/reference/get-firewall-rules>,
-//! <https://techdocs.akamai.com/linode-api/reference/put-firewall-rules>):
+//! Contract (Linode API v4, Update firewall rules,
+//! <https://techdocs.akamai.com/linode-api/reference/put-firewall-rules-3>,
+//! and the rule fields of <https://techdocs.akamai.com/linode-api/changelog/api-v41611>):
 //! - `Authorization: Bearer <personal access token>`, base
 //!   `https://api.linode.com/v4`;
 //! - `GET /networking/firewalls/{firewallId}/rules`: `{"inbound":[..],

@@ -7,6 +7,7 @@ pub mod cloudflare;
 pub mod cloudflare_mt;
 pub mod cloudflare_waf;
 pub mod digitalocean;
+pub mod f5;
 pub mod hetzner;
 pub mod linode;
 pub mod ovh;

@@ -1,8 +1,9 @@
 //! OVHcloud VAC (anti-DDoS): force permanent mitigation on the attacked
 //! addresses, so their traffic is always scrubbed, and lift it afterwards.
 //!
-//! Contract (OVHcloud API v1, <https://eu.api.ovh.com/console/?section=%2Fip>):
-//! - authentication (<https://help.ovhcloud.com/csm/en-gb-api-getting-started-ovhcloud-api?id=kb_article_view&sysparm_article=KB0042784>):
+//! Contract (OVHcloud API v1, console <https://api.ovh.com/console/#/ip/{ip}/mitigation/{ipOnMitigation}#GET>,
+//! resource docs <https://www.pulumi.com/registry/packages/ovh/api-docs/ip/mitigation>):
+//! - authentication (<https://docs.ovh.com/gb/en/customer/first-steps-with-ovh-api/>):
 //!   headers `X-Ovh-Application` (AK), `X-Ovh-Consumer` (CK),
 //!   `X-Ovh-Timestamp` (server time) and `X-Ovh-Signature`
 //!   `"$1$" + SHA1_HEX(AS+"+"+CK+"+"+METHOD+"+"+URL+"+"+BODY+"+"+TSTAMP)`;

@@ -1,6 +1,8 @@
 //! Vultr firewall groups: stop accepting the attack's sources.
 //!
-//! Contract (API v2, <https://www.vultr.com/api/#tag/firewall>):
+//! Contract (API v2, as its official Terraform provider and CLI document
+//! it: <https://docs.vultr.com/reference/terraform/resources/firewall_rule>,
+//! <https://docs.vultr.com/reference/vultr-cli/firewall/rule/create>):
 //! - `Authorization: Bearer <API key>`, base `https://api.vultr.com`;
 //! - `GET /v2/firewalls/{firewall-group-id}/rules?per_page=500`:
 //!   `{"firewall_rules":[{"id","ip_type","action","protocol","port",

@@ -7,6 +7,7 @@
 mod aws_shield;
 mod cloudflare;
 mod digitalocean;
+mod f5;
 mod hetzner;
 mod linode;
 mod ovh;
