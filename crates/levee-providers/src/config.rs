@@ -53,6 +53,7 @@ pub enum KindConfig {
     Linode(providers::linode::Config),
     AwsShield(providers::aws_shield::Config),
     F5BigIp(providers::f5::Config),
+    DefensePro(providers::radware::Config),
 }
 
 impl KindConfig {
@@ -68,6 +69,7 @@ impl KindConfig {
             KindConfig::Linode(_) => providers::linode::KIND,
             KindConfig::AwsShield(_) => providers::aws_shield::KIND,
             KindConfig::F5BigIp(_) => providers::f5::KIND,
+            KindConfig::DefensePro(_) => providers::radware::KIND,
         }
     }
 }
@@ -84,6 +86,7 @@ pub const KINDS: &[&str] = &[
     providers::linode::KIND,
     providers::aws_shield::KIND,
     providers::f5::KIND,
+    providers::radware::KIND,
 ];
 
 const COMMON: &[&str] = &[
@@ -233,6 +236,7 @@ fn parse_entry(mut t: toml::Table) -> Result<ProviderConfig, Vec<String>> {
         Some(providers::linode::KIND) => specific(t, &label).map(KindConfig::Linode),
         Some(providers::aws_shield::KIND) => specific(t, &label).map(KindConfig::AwsShield),
         Some(providers::f5::KIND) => specific(t, &label).map(KindConfig::F5BigIp),
+        Some(providers::radware::KIND) => specific(t, &label).map(KindConfig::DefensePro),
         Some(other) => Err(vec![format!(
             "{label}.kind: unknown kind {other:?}; known: {}",
             KINDS.join(", ")
@@ -453,6 +457,23 @@ pub fn build_one(p: &ProviderConfig) -> Result<Box<dyn Provider>, String> {
                     &c.user,
                     load(&c.password, "password")?,
                     &c.login_provider,
+                    p.http.clone(),
+                )
+                .map_err(err)?,
+            )
+        }
+        KindConfig::DefensePro(c) => {
+            let url = p
+                .base_url
+                .clone()
+                .ok_or("base_url (the APSolute Vision / CyberController URL) is required")?;
+            Box::new(
+                providers::radware::DefensePro::new(
+                    &p.name,
+                    &url,
+                    &c.device_ip,
+                    &c.user,
+                    load(&c.password, "password")?,
                     p.http.clone(),
                 )
                 .map_err(err)?,

@@ -11,5 +11,6 @@ pub mod f5;
 pub mod hetzner;
 pub mod linode;
 pub mod ovh;
+pub mod radware;
 pub mod vultr;
 pub mod webhook;

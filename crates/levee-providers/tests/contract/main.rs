@@ -11,6 +11,7 @@ mod f5;
 mod hetzner;
 mod linode;
 mod ovh;
+mod radware;
 mod server;
 mod vultr;
 mod webhook;
