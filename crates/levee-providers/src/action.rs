@@ -30,7 +30,42 @@ pub enum ProviderAction {
     },
 }
 
+/// A borrowed view of a [`ProviderAction::BlockSources`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block<'a> {
+    pub sources: &'a [IpNet],
+    pub dst: Option<IpNet>,
+    pub protocol: Option<u8>,
+    pub dst_ports: &'a [u16],
+}
+
 impl ProviderAction {
+    /// The block, when this is one.
+    pub fn as_block(&self) -> Option<Block<'_>> {
+        match self {
+            ProviderAction::BlockSources {
+                sources,
+                dst,
+                protocol,
+                dst_ports,
+            } => Some(Block {
+                sources,
+                dst: *dst,
+                protocol: *protocol,
+                dst_ports,
+            }),
+            ProviderAction::Divert { .. } => None,
+        }
+    }
+
+    /// The diverted prefix, when this is a diversion.
+    pub fn as_divert(&self) -> Option<IpNet> {
+        match self {
+            ProviderAction::Divert { prefix } => Some(*prefix),
+            ProviderAction::BlockSources { .. } => None,
+        }
+    }
+
     /// `divert` or `block_sources`, for messages.
     pub fn verb(&self) -> &'static str {
         match self {

@@ -243,6 +243,20 @@ impl Http {
         }
     }
 
+    /// Sends with one fixed header (a bearer token, basic credentials, a
+    /// session cookie).
+    pub fn send_with(
+        &self,
+        call: &Call,
+        header: &str,
+        value: &str,
+    ) -> Result<Answer, ProviderError> {
+        let (h, v) = (header.to_string(), value.to_string());
+        self.send(call, &move |_: &Call, _: &str| {
+            Ok(vec![(h.clone(), v.clone())])
+        })
+    }
+
     /// Sends `call` and decodes the JSON answer.
     pub fn send_json<T: DeserializeOwned>(
         &self,
@@ -330,6 +344,14 @@ impl Http {
                 }
             }
         }
+    }
+}
+
+/// A 404 counts as done: withdrawing what is already gone converges.
+pub fn gone_is_done<T>(r: Result<T, ProviderError>) -> Result<(), ProviderError> {
+    match r {
+        Ok(_) | Err(ProviderError::Http { status: 404, .. }) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

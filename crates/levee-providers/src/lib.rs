@@ -25,7 +25,7 @@ pub mod providers;
 pub mod secret;
 pub mod sign;
 
-pub use action::{ProviderAction, Receipt};
+pub use action::{Block, ProviderAction, Receipt};
 pub use config::{build_providers, load_config, ProviderConfig, ProvidersFile};
 pub use error::ProviderError;
 pub use http::HttpConfig;
@@ -54,4 +54,32 @@ pub(crate) fn check_receipt(name: &str, receipt: &Receipt) -> Result<(), Provide
         ));
     }
     Ok(())
+}
+
+/// The block `action` is, or the error saying this provider only diverts.
+pub(crate) fn block_of<'a>(
+    provider: &str,
+    kind: &'static str,
+    action: &'a ProviderAction,
+) -> Result<Block<'a>, ProviderError> {
+    action.as_block().ok_or_else(|| ProviderError::Unsupported {
+        provider: provider.to_string(),
+        kind,
+        what: action.to_string(),
+        why: "this provider filters traffic and cannot divert a prefix; use a scrubbing provider (Magic Transit, OVH VAC, AWS Shield)".into(),
+    })
+}
+
+/// The prefix `action` diverts, or the error saying this provider only blocks.
+pub(crate) fn divert_of(
+    provider: &str,
+    kind: &'static str,
+    action: &ProviderAction,
+) -> Result<ipnet::IpNet, ProviderError> {
+    action.as_divert().ok_or_else(|| ProviderError::Unsupported {
+        provider: provider.to_string(),
+        kind,
+        what: action.to_string(),
+        why: "this provider diverts or protects prefixes and cannot block sources; use a firewall, WAF or appliance provider".into(),
+    })
 }

@@ -30,7 +30,7 @@ use crate::error::ProviderError;
 use crate::http::{snippet, Call, Http, HttpConfig};
 use crate::secret::SecretRef;
 use crate::sign::{amz_date, sigv4_authorization, unix_now, AwsCredentials, SigV4Request};
-use crate::{check_receipt, Provider};
+use crate::{check_receipt, divert_of, Provider};
 use ipnet::IpNet;
 use reqwest::Method;
 use serde::Deserialize;
@@ -194,15 +194,8 @@ impl Provider for AwsShield {
     }
 
     fn apply(&mut self, action: &ProviderAction) -> Result<Receipt, ProviderError> {
-        let ProviderAction::Divert { prefix } = action else {
-            return Err(ProviderError::Unsupported {
-                provider: self.name.clone(),
-                kind: KIND,
-                what: action.verb().to_string(),
-                why: "Shield Advanced protects resources; blocking sources needs a WAF or firewall provider".into(),
-            });
-        };
-        let targets = self.targets(*prefix);
+        let prefix = divert_of(&self.name, KIND, action)?;
+        let targets = self.targets(prefix);
         if targets.is_empty() {
             return Err(ProviderError::invalid(
                 &self.name,

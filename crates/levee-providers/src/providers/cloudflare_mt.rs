@@ -26,7 +26,7 @@ use crate::action::{ProviderAction, Receipt};
 use crate::error::ProviderError;
 use crate::http::{Call, Http, HttpConfig};
 use crate::secret::{Secret, SecretRef};
-use crate::{check_receipt, Provider};
+use crate::{check_receipt, divert_of, Provider};
 use ipnet::IpNet;
 use reqwest::Method;
 use serde::Deserialize;
@@ -157,15 +157,8 @@ impl Provider for MagicTransit {
     }
 
     fn apply(&mut self, action: &ProviderAction) -> Result<Receipt, ProviderError> {
-        let ProviderAction::Divert { prefix } = action else {
-            return Err(ProviderError::Unsupported {
-                provider: self.name.clone(),
-                kind: KIND,
-                what: action.verb().to_string(),
-                why: "Magic Transit diverts whole prefixes; use a firewall or WAF provider to block sources".into(),
-            });
-        };
-        let (pid, bid, was) = self.find(*prefix)?;
+        let prefix = divert_of(&self.name, KIND, action)?;
+        let (pid, bid, was) = self.find(prefix)?;
         if !was {
             self.set(&pid, &bid, true)?;
         }

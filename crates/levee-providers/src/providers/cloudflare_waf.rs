@@ -21,11 +21,11 @@
 //! removed by us. A failure part-way removes the rules already created.
 
 use super::cloudflare::{cf_error, is_duplicate, Client, DEFAULT_BASE};
-use crate::action::{ProviderAction, Receipt};
+use crate::action::{Block, ProviderAction, Receipt};
 use crate::error::ProviderError;
-use crate::http::{Call, Http, HttpConfig};
+use crate::http::{gone_is_done, Call, Http, HttpConfig};
 use crate::secret::{Secret, SecretRef};
-use crate::{check_receipt, Provider};
+use crate::{block_of, check_receipt, Provider};
 use ipnet::IpNet;
 use reqwest::Method;
 use serde::Deserialize;
@@ -100,12 +100,7 @@ impl CloudflareWaf {
 
     fn delete(&self, id: &str) -> Result<(), ProviderError> {
         let call = Call::new(Method::DELETE, format!("{}/{id}", self.rules_path()));
-        match self.cf.call::<serde_json::Value>(&call) {
-            Ok(_) => Ok(()),
-            // Already gone: withdrawal converges.
-            Err(ProviderError::Http { status: 404, .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        gone_is_done(self.cf.call::<serde_json::Value>(&call))
     }
 }
 
@@ -173,14 +168,7 @@ impl Provider for CloudflareWaf {
     }
 
     fn apply(&mut self, action: &ProviderAction) -> Result<Receipt, ProviderError> {
-        let ProviderAction::BlockSources { sources, .. } = action else {
-            return Err(ProviderError::Unsupported {
-                provider: self.name.clone(),
-                kind: KIND,
-                what: action.verb().to_string(),
-                why: "IP Access rules block sources; diversion needs Magic Transit".into(),
-            });
-        };
+        let Block { sources, .. } = block_of(&self.name, KIND, action)?;
         let wanted: Vec<(&str, String)> = sources.iter().flat_map(|s| targets(*s)).collect();
         if wanted.len() > MAX_RULES {
             return Err(ProviderError::invalid(

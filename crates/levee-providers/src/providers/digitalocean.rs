@@ -20,11 +20,11 @@
 //! someone else's, and removing ours must not remove theirs). The
 //! destination cannot be narrowed: a firewall applies to its droplets.
 
-use crate::action::{ProviderAction, Receipt};
+use crate::action::{Block, ProviderAction, Receipt};
 use crate::error::ProviderError;
-use crate::http::{generic_error, Call, Http, HttpConfig};
+use crate::http::{generic_error, gone_is_done, Call, Http, HttpConfig};
 use crate::secret::{Secret, SecretRef};
-use crate::{check_receipt, Provider};
+use crate::{block_of, check_receipt, Provider};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -106,10 +106,11 @@ impl DigitalOcean {
     }
 
     fn send(&self, call: &Call) -> Result<crate::http::Answer, ProviderError> {
-        let t = format!("Bearer {}", self.token.expose());
-        self.http.send(call, &move |_: &Call, _: &str| {
-            Ok(vec![("Authorization".to_string(), t.clone())])
-        })
+        self.http.send_with(
+            call,
+            "Authorization",
+            &format!("Bearer {}", self.token.expose()),
+        )
     }
 
     fn rules(&self, method: Method, rules: &[InboundRule]) -> Result<(), ProviderError> {
@@ -168,22 +169,14 @@ impl Provider for DigitalOcean {
     }
 
     fn apply(&mut self, action: &ProviderAction) -> Result<Receipt, ProviderError> {
-        let ProviderAction::BlockSources {
+        let Block {
             sources,
             protocol,
             dst_ports,
             ..
-        } = action
-        else {
-            return Err(ProviderError::Unsupported {
-                provider: self.name.clone(),
-                kind: KIND,
-                what: action.verb().to_string(),
-                why: "a cloud firewall filters traffic; it cannot divert a prefix".into(),
-            });
-        };
+        } = block_of(&self.name, KIND, action)?;
         let addresses: Vec<String> = sources.iter().map(|s| s.trunc().to_string()).collect();
-        let wanted = deny_rules(&addresses, *protocol, dst_ports).map_err(|why| {
+        let wanted = deny_rules(&addresses, protocol, dst_ports).map_err(|why| {
             ProviderError::Unsupported {
                 provider: self.name.clone(),
                 kind: KIND,
@@ -220,9 +213,6 @@ impl Provider for DigitalOcean {
         if rules.is_empty() {
             return Ok(());
         }
-        match self.rules(Method::DELETE, &rules) {
-            Ok(()) | Err(ProviderError::Http { status: 404, .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        gone_is_done(self.rules(Method::DELETE, &rules))
     }
 }

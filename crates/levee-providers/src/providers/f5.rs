@@ -24,11 +24,11 @@
 //! domain or the global context); Levee only adds and removes its own
 //! `levee_<tag>` rules in it.
 
-use crate::action::{protocol_name, ProviderAction, Receipt};
+use crate::action::{protocol_name, Block, ProviderAction, Receipt};
 use crate::error::ProviderError;
-use crate::http::{generic_error, Call, Http, HttpConfig};
+use crate::http::{generic_error, gone_is_done, Call, Http, HttpConfig};
 use crate::secret::{Secret, SecretRef};
-use crate::{check_receipt, Provider};
+use crate::{block_of, check_receipt, Provider};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -129,10 +129,7 @@ impl F5BigIp {
 
 impl F5BigIp {
     fn attempt(&self, call: &Call, token: &Secret) -> Result<crate::http::Answer, ProviderError> {
-        let t = token.expose().to_string();
-        self.http.send(call, &move |_: &Call, _: &str| {
-            Ok(vec![("X-F5-Auth-Token".to_string(), t.clone())])
-        })
+        self.http.send_with(call, "X-F5-Auth-Token", token.expose())
     }
 }
 
@@ -142,23 +139,15 @@ impl Provider for F5BigIp {
     }
 
     fn apply(&mut self, action: &ProviderAction) -> Result<Receipt, ProviderError> {
-        let ProviderAction::BlockSources {
+        let Block {
             sources,
             dst,
             protocol,
             dst_ports,
-        } = action
-        else {
-            return Err(ProviderError::Unsupported {
-                provider: self.name.clone(),
-                kind: KIND,
-                what: action.verb().to_string(),
-                why: "an AFM policy filters traffic; diversion needs a scrubbing provider".into(),
-            });
-        };
+        } = block_of(&self.name, KIND, action)?;
         let proto = match protocol {
             None => "any".to_string(),
-            Some(p) => protocol_name(*p)
+            Some(p) => protocol_name(p)
                 .map(str::to_string)
                 .unwrap_or_else(|| p.to_string()),
         };
@@ -196,10 +185,7 @@ impl Provider for F5BigIp {
         check_receipt(&self.name, receipt)?;
         for rule in &receipt.ids {
             let path = format!("{}/{rule}", self.policy_path);
-            match self.send(&Call::new(Method::DELETE, path)) {
-                Ok(_) | Err(ProviderError::Http { status: 404, .. }) => {}
-                Err(e) => return Err(e),
-            }
+            gone_is_done(self.send(&Call::new(Method::DELETE, path)))?;
         }
         Ok(())
     }

@@ -24,11 +24,11 @@
 //! `filter_ipv6` already on: turning it on would change how all of the
 //! server's IPv6 traffic is filtered.
 
-use crate::action::{protocol_name, ProviderAction, Receipt};
+use crate::action::{protocol_name, Block, ProviderAction, Receipt};
 use crate::error::ProviderError;
 use crate::http::{generic_error, Call, Http, HttpConfig};
 use crate::secret::{Secret, SecretRef};
-use crate::{check_receipt, Provider};
+use crate::{block_of, check_receipt, Provider};
 use base64::Engine;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -135,10 +135,7 @@ impl HetznerRobot {
     }
 
     fn send(&self, call: &Call) -> Result<crate::http::Answer, ProviderError> {
-        let auth = self.auth.clone();
-        self.http.send(call, &move |_: &Call, _: &str| {
-            Ok(vec![("Authorization".to_string(), auth.clone())])
-        })
+        self.http.send_with(call, "Authorization", &self.auth)
     }
 
     /// The firewall once it is not being processed.
@@ -218,20 +215,12 @@ impl Provider for HetznerRobot {
     }
 
     fn apply(&mut self, action: &ProviderAction) -> Result<Receipt, ProviderError> {
-        let ProviderAction::BlockSources {
+        let Block {
             sources,
             dst,
             protocol,
             dst_ports,
-        } = action
-        else {
-            return Err(ProviderError::Unsupported {
-                provider: self.name.clone(),
-                kind: KIND,
-                what: action.verb().to_string(),
-                why: "the Robot firewall filters traffic; it cannot divert a prefix".into(),
-            });
-        };
+        } = block_of(&self.name, KIND, action)?;
         let fw = self.settled()?;
         if fw.status == "disabled" {
             return Err(ProviderError::invalid(
@@ -271,7 +260,7 @@ impl Provider for HetznerRobot {
                 })
         });
         let proto = proto.transpose()?;
-        let port = match (dst_ports.as_slice(), proto.as_deref()) {
+        let port = match (dst_ports, proto.as_deref()) {
             ([p], Some("tcp" | "udp")) => Some(p.to_string()),
             _ => None,
         };

@@ -20,11 +20,11 @@
 //! rest back unchanged. The destination cannot be narrowed (a firewall
 //! applies to its devices).
 
-use crate::action::{ProviderAction, Receipt};
+use crate::action::{Block, ProviderAction, Receipt};
 use crate::error::ProviderError;
 use crate::http::{generic_error, Call, Http, HttpConfig};
 use crate::secret::{Secret, SecretRef};
-use crate::{check_receipt, Provider};
+use crate::{block_of, check_receipt, Provider};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -66,10 +66,11 @@ impl Linode {
     }
 
     fn send(&self, call: &Call) -> Result<crate::http::Answer, ProviderError> {
-        let t = format!("Bearer {}", self.token.expose());
-        self.http.send(call, &move |_: &Call, _: &str| {
-            Ok(vec![("Authorization".to_string(), t.clone())])
-        })
+        self.http.send_with(
+            call,
+            "Authorization",
+            &format!("Bearer {}", self.token.expose()),
+        )
     }
 
     fn path(&self) -> String {
@@ -112,20 +113,12 @@ impl Provider for Linode {
     }
 
     fn apply(&mut self, action: &ProviderAction) -> Result<Receipt, ProviderError> {
-        let ProviderAction::BlockSources {
+        let Block {
             sources,
             protocol,
             dst_ports,
             ..
-        } = action
-        else {
-            return Err(ProviderError::Unsupported {
-                provider: self.name.clone(),
-                kind: KIND,
-                what: action.verb().to_string(),
-                why: "a cloud firewall filters traffic; it cannot divert a prefix".into(),
-            });
-        };
+        } = block_of(&self.name, KIND, action)?;
         let protos: Vec<&str> = match protocol {
             None => vec!["TCP", "UDP", "ICMP"],
             Some(6) => vec!["TCP"],

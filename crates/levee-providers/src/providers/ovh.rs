@@ -23,10 +23,10 @@
 
 use crate::action::{ProviderAction, Receipt};
 use crate::error::ProviderError;
-use crate::http::{generic_error, Call, Http, HttpConfig};
+use crate::http::{generic_error, gone_is_done, Call, Http, HttpConfig};
 use crate::secret::{Secret, SecretRef};
 use crate::sign::{ovh_signature, unix_now};
-use crate::{check_receipt, Provider};
+use crate::{check_receipt, divert_of, Provider};
 use ipnet::IpNet;
 use reqwest::Method;
 use serde::Deserialize;
@@ -162,13 +162,8 @@ impl OvhVac {
     }
 
     fn lift(&mut self, block: &str, ip: &str) -> Result<(), ProviderError> {
-        match self.signed(&Call::new(
-            Method::DELETE,
-            format!("/ip/{block}/mitigation/{ip}"),
-        )) {
-            Ok(_) | Err(ProviderError::Http { status: 404, .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        let call = Call::new(Method::DELETE, format!("/ip/{block}/mitigation/{ip}"));
+        gone_is_done(self.signed(&call))
     }
 }
 
@@ -183,14 +178,7 @@ impl Provider for OvhVac {
     }
 
     fn apply(&mut self, action: &ProviderAction) -> Result<Receipt, ProviderError> {
-        let ProviderAction::Divert { prefix } = action else {
-            return Err(ProviderError::Unsupported {
-                provider: self.name.clone(),
-                kind: KIND,
-                what: action.verb().to_string(),
-                why: "VAC forced mitigation scrubs addresses; it has no per-source block".into(),
-            });
-        };
+        let prefix = divert_of(&self.name, KIND, action)?;
         if !prefix.addr().is_ipv4() {
             return Err(ProviderError::Unsupported {
                 provider: self.name.clone(),
@@ -209,7 +197,7 @@ impl Provider for OvhVac {
                 ),
             ));
         }
-        let block = self.block_of(*prefix)?;
+        let block = self.block_of(prefix)?;
         let b = enc(&block);
         let mut ids = vec![block.to_string()];
         // Every address, network and broadcast ones included: inside a

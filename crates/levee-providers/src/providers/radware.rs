@@ -31,11 +31,11 @@
 //! The device is always unlocked again, also after a failure, and a
 //! failure part-way removes what was created.
 
-use crate::action::{ProviderAction, Receipt};
+use crate::action::{Block, ProviderAction, Receipt};
 use crate::error::ProviderError;
-use crate::http::{generic_error, Answer, Call, Http, HttpConfig};
+use crate::http::{generic_error, gone_is_done, Answer, Call, Http, HttpConfig};
 use crate::secret::{Secret, SecretRef};
-use crate::{check_receipt, Provider};
+use crate::{block_of, check_receipt, Provider};
 use ipnet::IpNet;
 use reqwest::Method;
 use serde::Deserialize;
@@ -124,9 +124,7 @@ impl DefensePro {
             None => self.login()?,
         };
         let cookie = format!("JSESSIONID={}", session.expose());
-        let a = self.http.send(call, &move |_: &Call, _: &str| {
-            Ok(vec![("Cookie".to_string(), cookie.clone())])
-        })?;
+        let a = self.http.send_with(call, "Cookie", &cookie)?;
         if let Ok(v) = serde_json::from_slice::<Value>(&a.body) {
             if v["status"] == json!("error") {
                 return Err(self.body_error(call, &self.http.url(&call.path), &v));
@@ -149,10 +147,7 @@ impl DefensePro {
 
     fn delete(&mut self, rest: &str) -> Result<(), ProviderError> {
         let path = self.config_path(rest);
-        match self.send(&Call::new(Method::DELETE, path)) {
-            Ok(_) | Err(ProviderError::Http { status: 404, .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        gone_is_done(self.send(&Call::new(Method::DELETE, path)))
     }
 
     /// Runs `f` with the device locked; unlocks whatever happens.
@@ -204,16 +199,7 @@ impl Provider for DefensePro {
     }
 
     fn apply(&mut self, action: &ProviderAction) -> Result<Receipt, ProviderError> {
-        let ProviderAction::BlockSources { sources, dst, .. } = action else {
-            return Err(ProviderError::Unsupported {
-                provider: self.name.clone(),
-                kind: KIND,
-                what: action.verb().to_string(),
-                why:
-                    "a DefensePro block list filters traffic; diversion needs a scrubbing provider"
-                        .into(),
-            });
-        };
+        let Block { sources, dst, .. } = block_of(&self.name, KIND, action)?;
         if sources.is_empty() {
             return Err(ProviderError::invalid(
                 &self.name,
@@ -228,7 +214,7 @@ impl Provider for DefensePro {
             let dst_class = match dst {
                 Some(d) => {
                     let c = format!("{tag}_d");
-                    me.add_class(&c, &[*d], &mut made)?;
+                    me.add_class(&c, &[d], &mut made)?;
                     c
                 }
                 None => "any".to_string(),

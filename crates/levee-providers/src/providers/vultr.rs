@@ -24,12 +24,12 @@
 //! than the attack used. Rules with a `source` (e.g. `cloudflare`) are
 //! left alone.
 
-use crate::action::{protocol_name, ProviderAction, Receipt};
+use crate::action::{protocol_name, Block, ProviderAction, Receipt};
 use crate::allowlist::subtract;
 use crate::error::ProviderError;
-use crate::http::{generic_error, Call, Http, HttpConfig};
+use crate::http::{generic_error, gone_is_done, Call, Http, HttpConfig};
 use crate::secret::{Secret, SecretRef};
-use crate::{check_receipt, Provider};
+use crate::{block_of, check_receipt, Provider};
 use ipnet::IpNet;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -113,10 +113,11 @@ impl Vultr {
     }
 
     fn send(&self, call: &Call) -> Result<crate::http::Answer, ProviderError> {
-        let t = format!("Bearer {}", self.key.expose());
-        self.http.send(call, &move |_: &Call, _: &str| {
-            Ok(vec![("Authorization".to_string(), t.clone())])
-        })
+        self.http.send_with(
+            call,
+            "Authorization",
+            &format!("Bearer {}", self.key.expose()),
+        )
     }
 
     fn rules_path(&self) -> String {
@@ -146,13 +147,8 @@ impl Vultr {
     }
 
     fn delete(&self, id: u64) -> Result<(), ProviderError> {
-        match self.send(&Call::new(
-            Method::DELETE,
-            format!("{}/{id}", self.rules_path()),
-        )) {
-            Ok(_) | Err(ProviderError::Http { status: 404, .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        let call = Call::new(Method::DELETE, format!("{}/{id}", self.rules_path()));
+        gone_is_done(self.send(&call))
     }
 
     fn undo(&self, created: &[u64]) {
@@ -170,17 +166,9 @@ impl Provider for Vultr {
     }
 
     fn apply(&mut self, action: &ProviderAction) -> Result<Receipt, ProviderError> {
-        let ProviderAction::BlockSources {
+        let Block {
             sources, protocol, ..
-        } = action
-        else {
-            return Err(ProviderError::Unsupported {
-                provider: self.name.clone(),
-                kind: KIND,
-                what: action.verb().to_string(),
-                why: "a cloud firewall filters traffic; it cannot divert a prefix".into(),
-            });
-        };
+        } = block_of(&self.name, KIND, action)?;
         let proto = protocol.map(|p| protocol_name(p).unwrap_or("other"));
         let rules = self.list()?;
         // (original, replacements)

@@ -104,6 +104,16 @@ fn start() -> (TestServer, Arc<Mutex<Receiver>>) {
     (TestServer::start(move |r| handle(&st2, r)), st)
 }
 
+fn hook(base: &str, secret: &str) -> Webhook {
+    Webhook::new(
+        "hook",
+        &format!("{base}/hooks/levee"),
+        Secret::new(secret),
+        quick(),
+    )
+    .unwrap()
+}
+
 fn block() -> ProviderAction {
     ProviderAction::BlockSources {
         sources: vec!["198.51.100.0/24".parse().unwrap()],
@@ -116,13 +126,7 @@ fn block() -> ProviderAction {
 #[test]
 fn apply_then_withdraw_changes_and_restores_the_receivers_state() {
     let (srv, st) = start();
-    let mut w = Webhook::new(
-        "hook",
-        &format!("{}/hooks/levee", srv.base),
-        Secret::new(SECRET),
-        quick(),
-    )
-    .unwrap();
+    let mut w = hook(&srv.base, SECRET);
     let receipt = w.apply(&block()).unwrap();
     assert_eq!(receipt.provider, "hook");
     assert_eq!(receipt.ids.len(), 2, "{receipt:?}");
@@ -139,13 +143,7 @@ fn apply_then_withdraw_changes_and_restores_the_receivers_state() {
 #[test]
 fn a_wrong_secret_is_refused_with_the_receivers_message() {
     let (srv, st) = start();
-    let mut w = Webhook::new(
-        "hook",
-        &format!("{}/hooks/levee", srv.base),
-        Secret::new("not-the-secret"),
-        quick(),
-    )
-    .unwrap();
+    let mut w = hook(&srv.base, "not-the-secret");
     let e = w.apply(&block()).unwrap_err();
     match &e {
         ProviderError::Http {
@@ -209,26 +207,14 @@ fn transient_errors_are_retried_and_rate_limits_reported() {
         }
         handle(&st2, r)
     });
-    let mut w = Webhook::new(
-        "hook",
-        &format!("{}/hooks/levee", srv.base),
-        Secret::new(SECRET),
-        quick(),
-    )
-    .unwrap();
+    let mut w = hook(&srv.base, SECRET);
     w.apply(&block()).unwrap();
     assert_eq!(srv.calls().len(), 2);
     assert_eq!(st.lock().unwrap().active.len(), 1);
 
     // 429 asking for two minutes: not waited for, reported with the delay.
     let srv = TestServer::start(|_| err(429, "slow down").with_header("Retry-After", "120"));
-    let mut w = Webhook::new(
-        "hook",
-        &format!("{}/hooks/levee", srv.base),
-        Secret::new(SECRET),
-        quick(),
-    )
-    .unwrap();
+    let mut w = hook(&srv.base, SECRET);
     match w.apply(&block()).unwrap_err() {
         ProviderError::RateLimited {
             retry_after,
@@ -244,13 +230,7 @@ fn transient_errors_are_retried_and_rate_limits_reported() {
 
     // A 500 that persists: retried, then reported with the status.
     let srv = TestServer::start(|_| err(500, "boom"));
-    let mut w = Webhook::new(
-        "hook",
-        &format!("{}/hooks/levee", srv.base),
-        Secret::new(SECRET),
-        quick(),
-    )
-    .unwrap();
+    let mut w = hook(&srv.base, SECRET);
     let e = w.apply(&block()).unwrap_err();
     assert_eq!(e.status(), Some(500));
     assert!(e.is_transient());
@@ -261,7 +241,7 @@ fn transient_errors_are_retried_and_rate_limits_reported() {
     );
 
     // Nobody listening: a transport error naming the URL.
-    let mut w = Webhook::new("hook", &dead_url(), Secret::new(SECRET), quick()).unwrap();
+    let mut w = hook(&dead_url(), SECRET);
     let e = w.apply(&block()).unwrap_err();
     assert!(matches!(e, ProviderError::Transport { .. }), "{e:?}");
     assert!(e.to_string().contains("cannot reach"), "{e}");
