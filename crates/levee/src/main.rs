@@ -2,6 +2,7 @@
 //! over to the libraries. Subcommands live in their own modules.
 
 mod cmd_agent;
+mod cmd_flow;
 mod cmd_pcap;
 mod cmd_watch;
 mod signals;
@@ -30,6 +31,9 @@ enum Command {
     /// Work with packet captures offline.
     #[command(subcommand)]
     Pcap(cmd_pcap::PcapCommand),
+    /// Work with flow exports (sFlow, NetFlow, IPFIX) offline.
+    #[command(subcommand)]
+    Flow(cmd_flow::FlowCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Agent(a) => cmd_agent::run(a),
         Command::Watch(w) => cmd_watch::run(w),
         Command::Pcap(p) => cmd_pcap::run(p),
+        Command::Flow(f) => cmd_flow::run(f),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
