@@ -301,3 +301,44 @@ pub fn ethernet_ipv4(f: &Flow, ip_len: u16) -> Vec<u8> {
     }
     h
 }
+
+/// A classic pcap file (Ethernet, microsecond timestamps) of UDP datagrams
+/// from `src` to 192.0.2.254 port `port`, one per payload, a second apart.
+pub fn pcap(src: std::net::Ipv4Addr, port: u16, payloads: &[Vec<u8>]) -> Vec<u8> {
+    let d: Vec<(std::net::Ipv4Addr, u16, &[u8])> =
+        payloads.iter().map(|p| (src, port, p.as_slice())).collect();
+    pcap_datagrams(&d)
+}
+
+/// A classic pcap file of UDP datagrams `(source, destination port,
+/// payload)` to 192.0.2.254, from source port 40000, a second apart.
+pub fn pcap_datagrams(datagrams: &[(std::net::Ipv4Addr, u16, &[u8])]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    f.extend_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&4u16.to_le_bytes());
+    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&65_535u32.to_le_bytes());
+    f.extend_from_slice(&1u32.to_le_bytes());
+    for (i, (src, port, p)) in datagrams.iter().enumerate() {
+        let udp_len = 8 + p.len();
+        let ip_len = 20 + udp_len;
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0];
+        frame.extend_from_slice(&[0x45, 0]);
+        frame.extend_from_slice(&(ip_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+        frame.extend_from_slice(&src.octets());
+        frame.extend_from_slice(&[192, 0, 2, 254]);
+        frame.extend_from_slice(&40_000u16.to_be_bytes());
+        frame.extend_from_slice(&port.to_be_bytes());
+        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(p);
+        f.extend_from_slice(&(1_795_225_450u32 + i as u32).to_le_bytes());
+        f.extend_from_slice(&0u32.to_le_bytes());
+        f.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        f.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        f.extend_from_slice(&frame);
+    }
+    f
+}

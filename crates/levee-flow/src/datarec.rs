@@ -7,6 +7,9 @@
 //! have their full length or are ignored. Variable-length fields (RFC 7011
 //! section 7) take a one-byte length, or 255 and a two-byte length.
 //!
+//! An element repeated in a template (tunnel flows carry outer and inner
+//! headers) is read from its first occurrence (RFC 7011 section 8).
+//!
 //! When a record has both IPv4 and IPv6 address fields (Cisco v9 templates
 //! often do, leaving the unused family zero), the address family is chosen
 //! by ipVersion (60) when present, else the family whose address is not
@@ -57,40 +60,60 @@ struct Acc {
     sampling: SamplingFields,
 }
 
+/// Sets an unset field: with an element repeated in a template, the first
+/// occurrence wins (RFC 7011 section 8: repeats follow the Metering
+/// Process's order, so the first is the outer header of a tunnel).
+macro_rules! first {
+    ($f:expr, $v:expr) => {
+        if $f.is_none() {
+            $f = $v;
+        }
+    };
+}
+
+/// As [`first!`] for sampling values, where 0 means unset.
+macro_rules! first_nz {
+    ($f:expr, $v:expr) => {
+        if $f == 0 {
+            $f = $v;
+        }
+    };
+}
+
 impl Acc {
     #[inline]
     fn apply(&mut self, act: Act, v: &[u8]) {
         match act {
             Act::Skip => {}
-            Act::SrcV4 => self.src4 = v4(v),
-            Act::DstV4 => self.dst4 = v4(v),
-            Act::SrcV6 => self.src6 = v6(v),
-            Act::DstV6 => self.dst6 = v6(v),
-            Act::SrcPort => self.src_port = Some(be_uint(v) as u16),
-            Act::DstPort => self.dst_port = Some(be_uint(v) as u16),
-            Act::Protocol => self.protocol = Some(be_uint(v) as u8),
-            Act::TcpFlags => self.tcp_flags = Some(be_uint(v) as u8),
-            Act::Tos => self.tos = Some(be_uint(v) as u8),
-            Act::Bytes => self.bytes = Some(be_uint(v)),
-            Act::Packets => self.packets = Some(be_uint(v)),
-            Act::BytesTotal => self.bytes_total = Some(be_uint(v)),
-            Act::PacketsTotal => self.packets_total = Some(be_uint(v)),
-            Act::InIf => self.input_if = Some(be_uint(v) as u32),
-            Act::OutIf => self.output_if = Some(be_uint(v) as u32),
-            Act::IpVersion => self.ip_version = Some(be_uint(v) as u8),
-            Act::StartUptime => self.start_uptime = Some(be_uint(v)),
-            Act::EndUptime => self.end_uptime = Some(be_uint(v)),
-            Act::StartSeconds => self.start_ms = secs_to_ms(be_uint(v)),
-            Act::EndSeconds => self.end_ms = secs_to_ms(be_uint(v)),
-            Act::StartMillis => self.start_ms = i64::try_from(be_uint(v)).ok(),
-            Act::EndMillis => self.end_ms = i64::try_from(be_uint(v)).ok(),
-            Act::SamplingInterval => self.sampling.interval = be_uint(v),
-            Act::SamplerRandomInterval => self.sampling.random_interval = be_uint(v),
-            Act::SamplerId | Act::SelectorId => self.sampling.sampler_id = Some(be_uint(v)),
-            Act::PacketInterval => self.sampling.packet_interval = be_uint(v),
-            Act::PacketSpace => self.sampling.packet_space = be_uint(v),
-            Act::SamplingSize => self.sampling.size = be_uint(v),
-            Act::SamplingPopulation => self.sampling.population = be_uint(v),
+            Act::SrcV4 => first!(self.src4, v4(v)),
+            Act::DstV4 => first!(self.dst4, v4(v)),
+            Act::SrcV6 => first!(self.src6, v6(v)),
+            Act::DstV6 => first!(self.dst6, v6(v)),
+            Act::SrcPort => first!(self.src_port, Some(be_uint(v) as u16)),
+            Act::DstPort => first!(self.dst_port, Some(be_uint(v) as u16)),
+            Act::Protocol => first!(self.protocol, Some(be_uint(v) as u8)),
+            Act::TcpFlags => first!(self.tcp_flags, Some(be_uint(v) as u8)),
+            Act::Tos => first!(self.tos, Some(be_uint(v) as u8)),
+            Act::Bytes => first!(self.bytes, Some(be_uint(v))),
+            Act::Packets => first!(self.packets, Some(be_uint(v))),
+            Act::BytesTotal => first!(self.bytes_total, Some(be_uint(v))),
+            Act::PacketsTotal => first!(self.packets_total, Some(be_uint(v))),
+            Act::InIf => first!(self.input_if, Some(be_uint(v) as u32)),
+            Act::OutIf => first!(self.output_if, Some(be_uint(v) as u32)),
+            Act::IpVersion => first!(self.ip_version, Some(be_uint(v) as u8)),
+            Act::StartUptime => first!(self.start_uptime, Some(be_uint(v))),
+            Act::EndUptime => first!(self.end_uptime, Some(be_uint(v))),
+            Act::StartSeconds => first!(self.start_ms, secs_to_ms(be_uint(v))),
+            Act::EndSeconds => first!(self.end_ms, secs_to_ms(be_uint(v))),
+            Act::StartMillis => first!(self.start_ms, i64::try_from(be_uint(v)).ok()),
+            Act::EndMillis => first!(self.end_ms, i64::try_from(be_uint(v)).ok()),
+            Act::SamplingInterval => first_nz!(self.sampling.interval, be_uint(v)),
+            Act::SamplerRandomInterval => first_nz!(self.sampling.random_interval, be_uint(v)),
+            Act::SamplerId | Act::SelectorId => first!(self.sampling.sampler_id, Some(be_uint(v))),
+            Act::PacketInterval => first_nz!(self.sampling.packet_interval, be_uint(v)),
+            Act::PacketSpace => first_nz!(self.sampling.packet_space, be_uint(v)),
+            Act::SamplingSize => first_nz!(self.sampling.size, be_uint(v)),
+            Act::SamplingPopulation => first_nz!(self.sampling.population, be_uint(v)),
         }
     }
 

@@ -7,7 +7,6 @@ mod corpus;
 use levee_flow::build::{self, Flow};
 use serde_json::Value;
 use std::net::IpAddr;
-use std::path::Path;
 use std::process::{Command, Output};
 
 fn levee(args: &[&str]) -> Output {
@@ -110,53 +109,6 @@ fn decodes_every_corpus_capture() {
     assert!(flows > 100, "only {flows} flow records in the whole corpus");
 }
 
-/// A classic pcap (Ethernet) of UDP datagrams to `port`.
-fn write_pcap(path: &Path, src: [u8; 4], port: u16, payloads: &[Vec<u8>]) {
-    let mut f = Vec::new();
-    for v in [
-        0xa1b2_c3d4u32.to_le_bytes().as_slice(),
-        &2u16.to_le_bytes(),
-        &4u16.to_le_bytes(),
-    ] {
-        f.extend_from_slice(v);
-    }
-    f.extend_from_slice(&[0; 8]);
-    f.extend_from_slice(&65_535u32.to_le_bytes());
-    f.extend_from_slice(&1u32.to_le_bytes());
-    for (i, p) in payloads.iter().enumerate() {
-        let udp_len = 8 + p.len();
-        let ip_len = 20 + udp_len;
-        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0];
-        frame.extend_from_slice(&[
-            0x45,
-            0,
-            (ip_len >> 8) as u8,
-            ip_len as u8,
-            0,
-            0,
-            0x40,
-            0,
-            64,
-            17,
-            0,
-            0,
-        ]);
-        frame.extend_from_slice(&src);
-        frame.extend_from_slice(&[192, 0, 2, 254]);
-        frame.extend_from_slice(&40_000u16.to_be_bytes());
-        frame.extend_from_slice(&port.to_be_bytes());
-        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        frame.extend_from_slice(&[0, 0]);
-        frame.extend_from_slice(p);
-        f.extend_from_slice(&(1_795_225_450u32 + i as u32).to_le_bytes());
-        f.extend_from_slice(&0u32.to_le_bytes());
-        f.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        f.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        f.extend_from_slice(&frame);
-    }
-    std::fs::write(path, f).unwrap();
-}
-
 #[test]
 fn netflow_v5_on_any_port_and_garbage_datagrams() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,15 +123,11 @@ fn netflow_v5_on_any_port_and_garbage_datagrams() {
         packets: 500,
         bytes: 234_000,
     };
-    write_pcap(
-        &pcap,
-        [10, 1, 1, 1],
-        12_345,
-        &[
-            build::netflow5(1, 1, (0, 0), 0x4000 | 64, &[flow, flow]),
-            b"hello".to_vec(),
-        ],
-    );
+    let datagrams = [
+        build::netflow5(1, 1, (0, 0), 0x4000 | 64, &[flow, flow]),
+        b"hello".to_vec(),
+    ];
+    std::fs::write(&pcap, build::pcap([10, 1, 1, 1].into(), 12_345, &datagrams)).unwrap();
     let o = levee(&["flow", "decode", "--json", pcap.to_str().unwrap()]);
     assert!(o.status.success());
     let lines = json_lines(&o);
