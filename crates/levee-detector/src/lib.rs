@@ -10,14 +10,17 @@
 //! window), [`series`] (one metric on one target: tick-to-second aggregation and
 //! the breach test), [`incident`] (the incident state machine), [`detector`]
 //! (wires series into incident groups), [`snapshot`] (baseline persistence),
-//! [`ids`] (deterministic incident ids).
+//! [`ids`] (deterministic incident ids), [`targets`] (per-IP and per-prefix
+//! baselines and incidents of flow and mirror modes, in [`compact`] windows).
 
+pub mod compact;
 pub mod detector;
 pub mod ids;
 pub mod incident;
 pub mod series;
 pub mod settings;
 pub mod snapshot;
+pub mod targets;
 pub mod window;
 
 pub use detector::{Detector, DetectorOutput};

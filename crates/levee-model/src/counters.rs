@@ -73,6 +73,31 @@ pub struct InterfaceRates {
     pub rx_errors_ps: f64,
 }
 
+/// Per-second rates of one IP or prefix of the monitored networks (flow and
+/// mirror modes), scaled by the sampling rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetRates {
+    /// [`crate::Target::Ip`] or [`crate::Target::Prefix`].
+    pub target: crate::Target,
+    pub pps: f64,
+    /// Bits per second.
+    pub bps: f64,
+    /// Flows per second.
+    pub flows: f64,
+    pub tcp_pps: f64,
+    pub udp_pps: f64,
+    pub icmp_pps: f64,
+    /// Whether the target may start (or keep) an incident this tick. A
+    /// prefix whose traffic is one IP's attack is not alertable: that IP has
+    /// its own incident. Its values are learnt either way.
+    #[serde(default = "alertable")]
+    pub alertable: bool,
+}
+
+fn alertable() -> bool {
+    true
+}
+
 /// What the detector sees each tick: rates over the tick that ended at `unix_ms`.
 /// Recorded streams of these replay deterministically through the detector.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -93,4 +118,7 @@ pub struct TickObservation {
     pub udp_no_ports_ps: f64,
     pub udp_errors_ps: f64,
     pub conns: Option<ConnCounts>,
+    /// Per-IP and per-prefix rates (flow and mirror modes); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetRates>,
 }
