@@ -4,6 +4,7 @@
 //! Every key is documented in `examples/agent.toml`, which a test loads.
 
 use crate::capture_config::{CaptureConfig, IocConfig};
+use crate::netmode::config::{Mode, NetModeConfig};
 use crate::tomlread::{parse_duration_in, ConfigProblem, TableReader};
 use levee_detector::DetectorSettings;
 use levee_model::Metric;
@@ -37,6 +38,8 @@ pub struct AgentConfig {
     pub capture: CaptureConfig,
     /// Indicator lists matched against incident sources (`[[ioc.lists]]`).
     pub ioc: IocConfig,
+    /// Flow and mirror modes (`agent.mode`, `[networks]`, `[flow]`, `[mirror]`).
+    pub netmode: NetModeConfig,
     /// The file the settings came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -53,6 +56,8 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     /// `--no-capture`: counters only, no packet sampler.
     pub no_capture: bool,
+    /// `--mode host|flow|mirror`.
+    pub mode: Option<Mode>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +124,7 @@ impl AgentConfig {
             detector: DetectorSettings::default(),
             capture: CaptureConfig::default(),
             ioc: IocConfig::default(),
+            netmode: NetModeConfig::default(),
             source: None,
         }
     }
@@ -225,6 +231,15 @@ impl AgentConfig {
             ) {
                 self.snapshot_max_age = v;
             }
+            if let Some(v) = a.string("mode") {
+                match Mode::from_name(&v) {
+                    Some(m) => self.netmode.mode = m,
+                    None => a.problem(
+                        "mode",
+                        format!("unknown mode \"{v}\"; expected host, flow or mirror"),
+                    ),
+                }
+            }
             a.finish();
         }
         if let Some(mut d) = root.sub("detector") {
@@ -270,6 +285,18 @@ impl AgentConfig {
             self.ioc.read(&mut i);
             i.finish();
         }
+        if let Some(mut n) = root.sub("networks") {
+            self.netmode.networks.read(&mut n);
+            n.finish();
+        }
+        if let Some(mut f) = root.sub("flow") {
+            self.netmode.flow.read(&mut f);
+            f.finish();
+        }
+        if let Some(mut m) = root.sub("mirror") {
+            self.netmode.mirror.read(&mut m);
+            m.finish();
+        }
         root.finish();
         events_file_set
     }
@@ -292,6 +319,9 @@ impl AgentConfig {
         }
         if o.no_capture {
             self.capture.enabled = false;
+        }
+        if let Some(m) = o.mode {
+            self.netmode.mode = m;
         }
         if let Some(d) = &o.state_dir {
             self.state_dir = d.clone();
@@ -328,6 +358,12 @@ impl AgentConfig {
                 });
             }
         }
+        for (key, message) in self.netmode.validate() {
+            problems.push(ConfigProblem { key, message });
+        }
+        // The per-IP bank holds every tracked IP plus their prefixes.
+        let ips = self.netmode.networks.max_ips;
+        self.detector.max_targets = ips.saturating_add(ips / 4).max(1_024);
         self.detector.tick_ms = self.tick.as_millis() as u64;
         self.detector.warmup_samples = self.baseline_warmup.as_secs_f64().ceil() as u64;
         for e in self.detector.validate() {

@@ -6,6 +6,7 @@
 //! observations, never a clock.
 
 use crate::config::AgentConfig;
+pub use crate::enrich::IncidentEnricher;
 use crate::sink::{EventSink, SinkError};
 use crate::state::{StateDir, StateError, Unusable};
 use crate::visibility::Visibility;
@@ -70,6 +71,8 @@ pub struct Agent {
     vis: Visibility,
     /// The last error text per source, so a persistent failure is one event, not ten a second.
     last_errors: Vec<(String, String)>,
+    /// Classification from another view (flow and mirror modes).
+    enricher: Option<Box<dyn IncidentEnricher>>,
 }
 
 impl Agent {
@@ -93,7 +96,14 @@ impl Agent {
             reload: None,
             vis,
             last_errors: Vec::new(),
+            enricher: None,
         })
+    }
+
+    /// Classifies incidents with `e` too (flow and mirror modes).
+    pub fn with_enricher(mut self, e: Box<dyn IncidentEnricher>) -> Self {
+        self.enricher = Some(e);
+        self
     }
 
     /// Classifies incidents with the packet sampler's view.
@@ -229,6 +239,9 @@ impl Agent {
             }
             DetectorOutput::Started(mut i) => {
                 let pcap = self.vis.started(&mut i, now);
+                if let Some(e) = self.enricher.as_mut() {
+                    e.started(&mut i, now);
+                }
                 self.emit(now, EventBody::IncidentStarted(i))?;
                 // After the event: the capture file is evidence, not detection.
                 if let Some(job) = pcap {
@@ -250,7 +263,10 @@ impl Agent {
                 Ok(())
             }
             DetectorOutput::Updated(mut i) => {
-                let change = self.vis.updated(&mut i);
+                let mut change = self.vis.updated(&mut i);
+                if let Some(e) = self.enricher.as_mut() {
+                    change = e.updated(&mut i).or(change);
+                }
                 self.emit(now, EventBody::IncidentUpdated(i))?;
                 match change {
                     Some(c) => self.emit(now, c),
@@ -259,6 +275,9 @@ impl Agent {
             }
             DetectorOutput::Resolved(mut info, summary) => {
                 self.vis.resolved(&mut info);
+                if let Some(e) = self.enricher.as_mut() {
+                    e.resolved(&mut info);
+                }
                 self.emit(now, EventBody::IncidentResolved { info, summary })
             }
         }

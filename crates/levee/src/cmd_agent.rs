@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use levee_agent::config::parse_cli_duration;
 use levee_agent::kernel::KernelTicks;
+use levee_agent::netmode::Mode;
 use levee_agent::sink::EventSink;
 use levee_agent::visibility::sampler::afpacket_opener;
 use levee_agent::visibility::Visibility;
@@ -43,9 +44,18 @@ pub struct AgentArgs {
     /// Counters only: no packet sampler (incidents carry no family, fingerprint or pcap).
     #[arg(long)]
     no_capture: bool,
+    /// What to watch: host (this host), flow (sFlow/NetFlow/IPFIX exports),
+    /// mirror (a SPAN port); flow and mirror detect per IP of
+    /// networks.monitored_networks (see docs/flows.md).
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    mode: Option<Mode>,
     /// Print the effective configuration and exit.
     #[arg(long)]
     print_config: bool,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    Mode::from_name(s).ok_or_else(|| format!("unknown mode {s:?}: use host, flow or mirror"))
 }
 
 pub fn run(a: AgentArgs) -> anyhow::Result<()> {
@@ -58,6 +68,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
         events_file: a.events_file,
         state_dir: a.state_dir,
         no_capture: a.no_capture,
+        mode: a.mode,
     };
     let cfg = AgentConfig::load(a.config.as_deref(), &overrides)?;
     if a.print_config {
@@ -74,6 +85,9 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
         "levee agent starting"
     );
     let flags = crate::signals::install()?;
+    if cfg.netmode.mode != Mode::Host {
+        return run_netmode(cfg, flags);
+    }
     let source = KernelTicks::new(&cfg).context("opening the kernel counter sources")?;
     let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
     let vis = start_visibility(&cfg, &flags.stop)?;
@@ -86,6 +100,29 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
     )?
     .with_visibility(vis)
     .with_reload_flag(flags.reload);
+    agent.run(None)?;
+    Ok(())
+}
+
+/// Flow or mirror mode: per-IP detection on the monitored networks.
+fn run_netmode(cfg: AgentConfig, flags: crate::signals::Flags) -> anyhow::Result<()> {
+    let (ticks, enricher) = levee_agent::netmode::start(&cfg, &flags.stop)
+        .with_context(|| format!("starting {} mode", cfg.netmode.mode.name()))?;
+    tracing::info!(
+        mode = cfg.netmode.mode.name(),
+        networks = ?cfg.netmode.networks.monitored_networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        listen = ?ticks.local_addrs(),
+        "per-IP detection on"
+    );
+    let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
+    let agent = Agent::new(
+        cfg,
+        Box::new(ticks),
+        sink,
+        flags.stop,
+        levee_agent::runtime::random_seed(),
+    )?
+    .with_enricher(Box::new(enricher));
     agent.run(None)?;
     Ok(())
 }
