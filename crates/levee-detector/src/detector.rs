@@ -199,10 +199,10 @@ impl Detector {
             }
         }
 
-        // 4. Per-IP and per-prefix targets.
-        if !obs.targets.is_empty() || !self.bank.is_empty() {
-            out.extend(self.bank.observe(&self.settings, &mut self.ids, obs));
-        }
+        // 4. Per-IP and per-prefix targets. Every tick, even without any:
+        // the bank counts the seconds a target first seen later has been
+        // (implicitly) silent, which is what makes it warm at once.
+        out.extend(self.bank.observe(&self.settings, &mut self.ids, obs));
 
         if !self.baseline_ready_sent && !self.series.is_empty() {
             let live = self.series.values().filter(|s| s.last_seen_ms == now);

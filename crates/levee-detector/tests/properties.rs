@@ -288,3 +288,14 @@ proptest! {
         prop_assert_eq!(starts, vec![format!("203.0.113.{victim}")]);
     }
 }
+
+/// Regression: a first-ever target after a silent warm-up (no target at all
+/// before the attack) must be warm at once, not learn the attack.
+#[test]
+fn first_target_after_a_silent_warm_up_alerts() {
+    let mut d = Detector::new(settings(1000, 10), 1);
+    let mut stream: Vec<_> = (0..15).map(|i| ip_obs(i, &[])).collect();
+    stream.extend((15..20).map(|i| ip_obs(i, &[0.0, 0.0, 50_000.0])));
+    let out = run(&mut d, &stream);
+    assert_eq!(started(&out), [15]);
+}
