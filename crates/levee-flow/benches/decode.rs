@@ -1,6 +1,6 @@
-//! Decoding throughput, single thread, datagrams in memory (BRIEF targets:
-//! >= 5 M records/s per core for NetFlow v9 / IPFIX, >= 2 M samples/s for
-//! sFlow).
+//! Decoding throughput, single thread, datagrams in memory. BRIEF targets:
+//! at least 5 M records/s per core for NetFlow v9 / IPFIX, 2 M samples/s for
+//! sFlow.
 //!
 //! Input, built with `levee_flow::build` to look like a router's exports:
 //! - NetFlow v9 and IPFIX: a 20-field IPv4 template (addresses, ports,
