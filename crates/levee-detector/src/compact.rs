@@ -154,6 +154,54 @@ impl CompactWindow {
         Some(*nth)
     }
 
+    /// Nearest-rank percentile `q` of every lane at once, into `out` (one
+    /// code per lane; 0 when empty). The rank is near the top for a p99, so
+    /// one pass keeps the largest few codes of each lane in a small sorted
+    /// buffer instead of sorting the window; larger ranks fall back to
+    /// [`CompactWindow::percentile_code`].
+    pub fn percentile_codes(&self, q: f64, out: &mut [u16], scratch: &mut Vec<u16>) {
+        const SMALL: usize = 16;
+        if self.len == 0 {
+            out.iter_mut().for_each(|c| *c = 0);
+            return;
+        }
+        let rank = ((q * self.len as f64).ceil() as usize).clamp(1, self.len);
+        // The rank-th smallest is the k-th largest.
+        let k = self.len - rank + 1;
+        let lanes = self.lanes.min(out.len());
+        if k > SMALL {
+            for (lane, o) in out.iter_mut().enumerate().take(lanes) {
+                *o = self.percentile_code(lane, q, scratch).unwrap_or(0);
+            }
+            return;
+        }
+        // tops[lane] holds the k largest codes seen, descending.
+        scratch.clear();
+        scratch.resize(lanes * k, 0);
+        let mut filled = 0usize;
+        for age in 0..self.len {
+            for lane in 0..lanes {
+                let c = self.code(age, lane);
+                let top = &mut scratch[lane * k..(lane + 1) * k];
+                let n = filled.min(k);
+                if n == k && c <= top[k - 1] {
+                    continue;
+                }
+                // Insert c keeping the order, dropping the smallest when full.
+                let mut i = if n < k { n } else { k - 1 };
+                while i > 0 && top[i - 1] < c {
+                    top[i] = top[i - 1];
+                    i -= 1;
+                }
+                top[i] = c;
+            }
+            filled += 1;
+        }
+        for (lane, o) in out.iter_mut().enumerate().take(lanes) {
+            *o = scratch[lane * k + k - 1];
+        }
+    }
+
     /// The codes, oldest second first, lane by lane within a second.
     pub fn codes(&self) -> Vec<u16> {
         let mut v = Vec::with_capacity(self.len * self.lanes);
@@ -217,8 +265,45 @@ mod tests {
         let mut scratch = Vec::new();
         assert_eq!(w.percentile_code(0, 0.99, &mut scratch), Some(7));
         assert_eq!(w.percentile_code(1, 0.5, &mut scratch), Some(4095 - 5));
+        let mut all = [0u16; 3];
+        w.percentile_codes(0.99, &mut all, &mut scratch);
+        assert_eq!(all, [7, 4095 - 3, 107]);
         let r = CompactWindow::restore(3, 4, &w.codes(), w.total());
         assert_eq!((r.len(), r.total(), r.code(0, 0)), (4, 8, 4));
+    }
+
+    /// The one-pass top-k agrees with sorting, whatever the data and rank.
+    #[test]
+    fn fast_percentiles_match_sorting() {
+        let mut seed = 0x1234_5678u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut scratch = Vec::new();
+        for cap in [1usize, 2, 10, 300, 1000] {
+            let mut w = CompactWindow::new(6, cap, 0, 0);
+            for fill in 0..cap + 3 {
+                let row: Vec<u16> = (0..6)
+                    .map(|l| if l == 5 { 0 } else { (rnd() % 4096) as u16 })
+                    .collect();
+                w.push(&row);
+                for q in [0.99, 0.95, 0.5, 1.0] {
+                    let mut fast = [0u16; 6];
+                    w.percentile_codes(q, &mut fast, &mut scratch);
+                    for (lane, f) in fast.iter().enumerate() {
+                        let mut s2 = Vec::new();
+                        assert_eq!(
+                            Some(*f),
+                            w.percentile_code(lane, q, &mut s2),
+                            "cap {cap} fill {fill} q {q} lane {lane}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

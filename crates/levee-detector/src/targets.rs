@@ -97,12 +97,17 @@ impl State {
 
     fn recompute(&mut self, scratch: &mut Vec<u16>) {
         self.pushes_since = 0;
-        for lane in 0..N {
-            self.p99[lane] = self
-                .window
-                .percentile_code(lane, 0.99, scratch)
-                .unwrap_or(0);
-        }
+        self.window.percentile_codes(0.99, &mut self.p99, scratch);
+    }
+
+    /// Spreads the targets' p99 recomputations over the `recompute_every`
+    /// seconds: targets created together (a /16 lighting up at once) would
+    /// otherwise all recompute in the same second.
+    fn stagger(&mut self, target: &Target, settings: &DetectorSettings) {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        target.hash(&mut h);
+        self.pushes_since = (h.finish() % settings.recompute_every.max(1) as u64) as usize;
     }
 
     fn is_warm(&self, settings: &DetectorSettings) -> bool {
@@ -117,8 +122,13 @@ impl State {
     }
 }
 
-/// One target in a snapshot: its window as 3 hex digits per 12-bit code,
-/// oldest second first, [`LANES`] order within a second.
+/// One target in a snapshot: its p99 per metric, 3 hex digits per 12-bit
+/// code in [`LANES`] order, and the seconds it had learnt.
+///
+/// Not the whole window: a /16's windows are 178 MB, and a snapshot is
+/// written every few seconds. A restored target's window is its p99 repeated
+/// (as many seconds as it had, up to the window): the same threshold at
+/// once, re-learnt second by second as real values push those out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSnapshot {
@@ -146,7 +156,9 @@ fn parse_hex_codes(s: &str) -> Option<Vec<u16>> {
 /// Every per-IP and per-prefix target's baseline and incident.
 #[derive(Debug, Clone, Default)]
 pub struct TargetBank {
-    states: HashMap<Target, State>,
+    /// Boxed: the map's buckets stay small (a /16 plus prefixes is just
+    /// over 2^16 entries, where the table doubles).
+    states: HashMap<Target, Box<State>>,
     /// Whole seconds since the bank started (restored ones included): the
     /// implicit zero history of a target seen for the first time.
     seconds: u64,
@@ -206,8 +218,9 @@ impl TargetBank {
                     self.refused += 1;
                     continue;
                 }
-                self.states
-                    .insert(t.target.clone(), State::new(settings, self.seconds, now));
+                let mut st = Box::new(State::new(settings, self.seconds, now));
+                st.stagger(&t.target, settings);
+                self.states.insert(t.target.clone(), st);
             }
             let Some(st) = self.states.get_mut(&t.target) else {
                 continue;
@@ -336,7 +349,7 @@ impl TargetBank {
             .map(|(t, s)| TargetSnapshot {
                 target: t.clone(),
                 samples: s.window.total(),
-                codes: hex_codes(&s.window.codes()),
+                codes: hex_codes(&s.p99),
             })
             .collect();
         v.sort_by(|a, b| a.target.cmp(&b.target));
@@ -358,12 +371,15 @@ impl TargetBank {
             if self.states.len() >= settings.max_targets {
                 break;
             }
-            let Some(codes) = parse_hex_codes(&t.codes) else {
+            let Some(p99) = parse_hex_codes(&t.codes).filter(|c| c.len() == N) else {
                 continue;
             };
-            let mut st = State::new(settings, 0, now_ms);
+            let seconds = (t.samples as usize).min(settings.window);
+            let codes: Vec<u16> = (0..seconds).flat_map(|_| p99.iter().copied()).collect();
+            let mut st = Box::new(State::new(settings, 0, now_ms));
             st.window = CompactWindow::restore(N, settings.window, &codes, t.samples);
             st.recompute(&mut self.scratch);
+            st.stagger(&t.target, settings);
             self.states.insert(t.target.clone(), st);
             n += 1;
         }
@@ -534,12 +550,14 @@ mod tests {
         let back: Vec<TargetSnapshot> = serde_json::from_str(&json).unwrap();
         let mut restored = TargetBank::default();
         assert_eq!(restored.restore(&s, secs, &back, T0), 1);
-        assert_eq!(restored.snapshot(), (secs, snap), "same windows");
-        let key = SeriesKey::new(a, Metric::RxBps);
-        let (base, _) = restored.threshold_of(&s, &key).unwrap();
-        assert!(
-            (base - 1_029.0 * 800.0).abs() / base < 0.005,
-            "p99 of the restored window: {base}"
-        );
+        assert_eq!(restored.snapshot(), (secs, snap), "same p99s and samples");
+        for m in LANES {
+            let key = SeriesKey::new(a.clone(), m);
+            assert_eq!(
+                restored.threshold_of(&s, &key),
+                bank.threshold_of(&s, &key),
+                "{m}"
+            );
+        }
     }
 }

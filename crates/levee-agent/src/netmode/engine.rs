@@ -61,15 +61,16 @@ impl Key {
     }
 }
 
-/// Traffic of one key over some time.
+/// Traffic of one key over some time. `f32`: a /16 has three tables of
+/// these, and seven significant digits are plenty for rates.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Counts {
-    pub packets: f64,
-    pub bytes: f64,
-    pub flows: f64,
-    pub tcp: f64,
-    pub udp: f64,
-    pub icmp: f64,
+    pub packets: f32,
+    pub bytes: f32,
+    pub flows: f32,
+    pub tcp: f32,
+    pub udp: f32,
+    pub icmp: f32,
 }
 
 impl Counts {
@@ -84,7 +85,7 @@ impl Counts {
 
     fn sub(&mut self, o: &Counts) {
         // Clamped: float sums minus the same parts can go a hair negative.
-        let f = |a: f64, b: f64| (a - b).max(0.0);
+        let f = |a: f32, b: f32| (a - b).max(0.0);
         self.packets = f(self.packets, o.packets);
         self.bytes = f(self.bytes, o.bytes);
         self.flows = f(self.flows, o.flows);
@@ -92,10 +93,14 @@ impl Counts {
         self.udp = f(self.udp, o.udp);
         self.icmp = f(self.icmp, o.icmp);
     }
+}
 
-    fn is_empty(&self) -> bool {
-        self.packets < 1e-6 && self.flows < 1e-6
-    }
+/// A key's traffic over the window, and how many slots of the window hold
+/// some of it (the key is forgotten exactly when that reaches 0).
+#[derive(Debug, Clone, Copy, Default)]
+struct Sum {
+    counts: Counts,
+    slots: u32,
 }
 
 #[derive(Debug, Default)]
@@ -123,7 +128,7 @@ pub struct Engine {
     cfg: NetworksConfig,
     current: Slot,
     slots: VecDeque<Slot>,
-    sums: HashMap<Key, Counts>,
+    sums: HashMap<Key, Sum>,
     flow_keys: HashSet<u64>,
     tracked_ips: usize,
     stats: EngineStats,
@@ -245,7 +250,7 @@ impl Engine {
         } else if self.sums.contains_key(&ip) || self.tracked_ips < self.cfg.max_ips {
             if let std::collections::hash_map::Entry::Vacant(v) = self.sums.entry(ip) {
                 // Reserved now; released when its window empties.
-                v.insert(Counts::default());
+                v.insert(Sum::default());
                 self.tracked_ips += 1;
             }
             self.current.counts.insert(ip, *c);
@@ -297,9 +302,10 @@ impl Engine {
 
     /// The rate of `k` over the window so far, this tick included.
     fn window_pps(&self, k: &Key) -> f64 {
-        let p = |m: &HashMap<Key, Counts>| m.get(k).map_or(0.0, |c| c.packets);
+        let a = self.sums.get(k).map_or(0.0, |s| s.counts.packets);
+        let b = self.current.counts.get(k).map_or(0.0, |c| c.packets);
         let secs = self.cfg.rate_window.as_secs_f64().max(0.001);
-        (p(&self.sums) + p(&self.current.counts)) / secs
+        f64::from(a + b) / secs
     }
 
     fn feature(
@@ -353,7 +359,9 @@ impl Engine {
         let mut slot = std::mem::take(&mut self.current);
         slot.end_ms = now_ms;
         for (k, c) in &slot.counts {
-            self.sums.entry(*k).or_default().add(c);
+            let s = self.sums.entry(*k).or_default();
+            s.counts.add(c);
+            s.slots += 1;
         }
         self.slots.push_back(slot);
         self.flow_keys.clear();
@@ -366,14 +374,15 @@ impl Engine {
             let old = self.slots.pop_front().unwrap_or_default();
             for (k, c) in &old.counts {
                 if let Some(s) = self.sums.get_mut(k) {
-                    s.sub(c);
+                    s.counts.sub(c);
+                    s.slots = s.slots.saturating_sub(1);
                 }
             }
         }
         let before = self.sums.len();
         // Keys whose window emptied are forgotten (an IP's tracking slot
         // is released with it).
-        self.sums.retain(|_, c| !c.is_empty());
+        self.sums.retain(|_, s| s.slots > 0);
         if self.sums.len() != before {
             self.tracked_ips = self.sums.keys().filter(|k| matches!(k, Key::Ip(_))).count();
         }
@@ -381,13 +390,13 @@ impl Engine {
         // Carpet bombing: how many IPs each prefix has, and its largest.
         let mut spread: HashMap<IpNet, (usize, f64)> = HashMap::new();
         let mut active_ips = 0u64;
-        for (k, c) in &self.sums {
+        for (k, s) in &self.sums {
             if let Key::Ip(ip) = k {
                 active_ips += 1;
                 if let Some(p) = self.prefix_of(*ip) {
                     let e = spread.entry(p).or_insert((0, 0.0));
                     e.0 += 1;
-                    e.1 = e.1.max(c.packets);
+                    e.1 = e.1.max(f64::from(s.counts.packets));
                 }
             }
         }
@@ -395,27 +404,29 @@ impl Engine {
         let hot: Vec<(Key, f64)> = self
             .sums
             .iter()
-            .map(|(k, c)| (*k, c.packets / secs))
+            .map(|(k, s)| (*k, f64::from(s.counts.packets) / secs))
             .collect();
         self.features.tick(now_ms, &hot);
         self.sums
             .iter()
-            .map(|(k, c)| {
+            .map(|(k, s)| {
+                let c = &s.counts;
+                let rate = |v: f32| f64::from(v) / secs;
                 let alertable = match k {
                     Key::Ip(_) => true,
                     Key::Prefix(p) => spread.get(p).is_some_and(|(n, top)| {
                         *n >= self.cfg.carpet_min_ips
-                            && *top <= self.cfg.carpet_max_top_share * c.packets
+                            && *top <= self.cfg.carpet_max_top_share * f64::from(c.packets)
                     }),
                 };
                 TargetRates {
                     target: k.target(),
-                    pps: c.packets / secs,
-                    bps: c.bytes * 8.0 / secs,
-                    flows: c.flows / secs,
-                    tcp_pps: c.tcp / secs,
-                    udp_pps: c.udp / secs,
-                    icmp_pps: c.icmp / secs,
+                    pps: rate(c.packets),
+                    bps: rate(c.bytes) * 8.0,
+                    flows: rate(c.flows),
+                    tcp_pps: rate(c.tcp),
+                    udp_pps: rate(c.udp),
+                    icmp_pps: rate(c.icmp),
                     alertable,
                 }
             })
@@ -424,10 +435,11 @@ impl Engine {
 }
 
 fn counts(protocol: u8, packets: f64, bytes: f64, flows: f64) -> Counts {
+    let packets = packets as f32;
     let mut c = Counts {
         packets,
-        bytes,
-        flows,
+        bytes: bytes as f32,
+        flows: flows as f32,
         ..Counts::default()
     };
     match protocol {
