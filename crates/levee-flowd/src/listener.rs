@@ -100,12 +100,33 @@ fn socket_for(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket
         s.set_only_v6(true)?;
     }
     // Best effort: the default (~200 KiB) drops bursts of a busy router.
+    // SO_RCVBUF is capped at net.core.rmem_max; with CAP_NET_ADMIN,
+    // SO_RCVBUFFORCE is not (socket(7)).
     let _ = s.set_recv_buffer_size(recv_buffer);
+    if s.recv_buffer_size().unwrap_or(0) < recv_buffer {
+        force_recv_buffer(&s, recv_buffer);
+    }
     s.set_read_timeout(Some(POLL))?;
     s.bind(&addr.into())?;
     let granted = s.recv_buffer_size().unwrap_or(0);
     tracing::debug!(%addr, recv_buffer = granted, "flow socket bound");
     Ok(s.into())
+}
+
+fn force_recv_buffer(s: &Socket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt on an open socket we own, with a c_int option
+    // value of the size we pass; failure (no CAP_NET_ADMIN) is ignored.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 impl Listeners {

@@ -31,8 +31,14 @@ use levee_model::{Target, TargetRates};
 use levee_packet::meta::proto;
 use levee_packet::{Fragment, PacketMeta, TcpFlags, Transport};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
+
+/// Hash maps on the per-record path: foldhash (seeded per process, so keys
+/// an attacker picks cannot be aimed at collisions) instead of SipHash,
+/// which costs more than the rest of a record's accounting.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Distinct 5-tuples remembered per tick (beyond, every sample is a flow).
 const MAX_FLOW_KEYS: usize = 1 << 20;
@@ -106,7 +112,7 @@ struct Sum {
 #[derive(Debug, Default)]
 struct Slot {
     end_ms: i64,
-    counts: HashMap<Key, Counts>,
+    counts: FastMap<Key, Counts>,
 }
 
 /// What the engine has seen, for the operator.
@@ -128,18 +134,11 @@ pub struct Engine {
     cfg: NetworksConfig,
     current: Slot,
     slots: VecDeque<Slot>,
-    sums: HashMap<Key, Sum>,
-    flow_keys: HashSet<u64>,
+    sums: FastMap<Key, Sum>,
+    flow_keys: FastSet<u64>,
     tracked_ips: usize,
     stats: EngineStats,
     features: FeatureStore,
-}
-
-/// The 5-tuple of a sample, hashed (for distinct-flow counting).
-fn flow_hash(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, protocol: u8) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (src, dst, sport, dport, protocol).hash(&mut h);
-    h.finish()
 }
 
 /// A packet summary for the classifier, from a flow record's fields (its
@@ -198,8 +197,8 @@ impl Engine {
             features: FeatureStore::new(now_ms),
             current: Slot::default(),
             slots: VecDeque::new(),
-            sums: HashMap::new(),
-            flow_keys: HashSet::new(),
+            sums: FastMap::default(),
+            flow_keys: FastSet::default(),
             tracked_ips: 0,
             stats: EngineStats::default(),
             cfg,
@@ -237,35 +236,40 @@ impl Engine {
         IpNet::new(ip, len).ok().map(|p| p.trunc())
     }
 
-    /// Counts traffic `c` to `dst` in its IP and prefix.
-    fn count(&mut self, dst: IpAddr, c: &Counts) -> Option<IpNet> {
+    /// Counts traffic `c` to `dst` in its IP and prefix; returns the
+    /// prefix and the packets of the IP and of the prefix in this tick so
+    /// far (0 when not counted).
+    fn count(&mut self, dst: IpAddr, c: &Counts) -> Option<(IpNet, f32, f32)> {
         let Some(prefix) = self.prefix_of(dst) else {
             self.stats.outside += 1;
             return None;
         };
         self.stats.records += 1;
         let ip = Key::Ip(dst);
-        if let Some(e) = self.current.counts.get_mut(&ip) {
+        let ip_now = if let Some(e) = self.current.counts.get_mut(&ip) {
             e.add(c);
-        } else if self.sums.contains_key(&ip) || self.tracked_ips < self.cfg.max_ips {
+            e.packets
+        } else if self.tracked_ips < self.cfg.max_ips || self.sums.contains_key(&ip) {
             if let std::collections::hash_map::Entry::Vacant(v) = self.sums.entry(ip) {
                 // Reserved now; released when its window empties.
                 v.insert(Sum::default());
                 self.tracked_ips += 1;
             }
             self.current.counts.insert(ip, *c);
+            c.packets
         } else {
             self.stats.untracked += 1;
-        }
+            0.0
+        };
         // A prefix as long as an address is the address itself.
-        if prefix.prefix_len() < prefix.max_prefix_len() {
-            self.current
-                .counts
-                .entry(Key::Prefix(prefix))
-                .or_default()
-                .add(c);
-        }
-        Some(prefix)
+        let prefix_now = if prefix.prefix_len() < prefix.max_prefix_len() {
+            let e = self.current.counts.entry(Key::Prefix(prefix)).or_default();
+            e.add(c);
+            e.packets
+        } else {
+            0.0
+        };
+        Some((prefix, ip_now, prefix_now))
     }
 
     /// Adds one flow record received at `now_ms`.
@@ -292,37 +296,42 @@ impl Engine {
             r.bytes as f64 * rate,
             flows,
         );
-        let Some(prefix) = self.count(dst, &c) else {
+        let Some(counted) = self.count(dst, &c) else {
             return;
         };
         let weight = r.scaled_packets().max(1);
-        let meta = r.packet.unwrap_or_else(|| meta_of_record(r, src, dst));
-        self.feature(now_ms, dst, prefix, &meta, weight, r.sampling_rate);
+        let keys = [Key::Ip(dst), Key::Prefix(counted.0)];
+        if self.watch(now_ms, keys, counted) {
+            let meta = r.packet.unwrap_or_else(|| meta_of_record(r, src, dst));
+            self.features
+                .observe(now_ms, keys, &meta, weight, r.sampling_rate);
+        }
     }
 
-    /// The rate of `k` over the window so far, this tick included.
-    fn window_pps(&self, k: &Key) -> f64 {
-        let a = self.sums.get(k).map_or(0.0, |s| s.counts.packets);
-        let b = self.current.counts.get(k).map_or(0.0, |c| c.packets);
-        let secs = self.cfg.rate_window.as_secs_f64().max(0.001);
-        f64::from(a + b) / secs
-    }
-
-    fn feature(
+    /// Lets a key that has become hot into the feature store (its rate over
+    /// the window: the window's sum plus this tick's count). A key neither
+    /// watched nor hot costs one lookup. Returns whether any of `keys` is
+    /// watched.
+    fn watch(
         &mut self,
         now_ms: i64,
-        dst: IpAddr,
-        prefix: IpNet,
-        m: &PacketMeta,
-        weight: u64,
-        rate: u32,
-    ) {
-        let keys = [Key::Ip(dst), Key::Prefix(prefix)];
-        for k in keys {
-            let pps = self.window_pps(&k);
-            self.features.consider(k, pps, now_ms);
+        keys: [Key; 2],
+        (_, ip_now, prefix_now): (IpNet, f32, f32),
+    ) -> bool {
+        let secs = self.cfg.rate_window.as_secs_f64().max(0.001);
+        let mut any = false;
+        for (k, now) in keys.into_iter().zip([ip_now, prefix_now]) {
+            if self.features.is_watched(&k) {
+                any = true;
+            } else if now > 0.0 {
+                let sum = self.sums.get(&k).map_or(0.0, |s| s.counts.packets);
+                let pps = f64::from(sum + now) / secs;
+                if pps >= self.features.admit_pps() {
+                    any |= self.features.consider(k, pps, now_ms);
+                }
+            }
         }
-        self.features.observe(now_ms, keys, m, weight, rate);
+        any
     }
 
     /// Adds one sampled packet (mirror mode) taken 1 in `rate`.
@@ -336,17 +345,25 @@ impl Engine {
             m.protocol,
         );
         let c = counts(m.protocol, r, f64::from(m.ip_len) * r, flows);
-        let Some(prefix) = self.count(m.dst, &c) else {
+        let Some(counted) = self.count(m.dst, &c) else {
             return;
         };
-        self.feature(now_ms, m.dst, prefix, m, u64::from(rate.max(1)), rate);
+        let keys = [Key::Ip(m.dst), Key::Prefix(counted.0)];
+        if self.watch(now_ms, keys, counted) {
+            self.features
+                .observe(now_ms, keys, m, u64::from(rate.max(1)), rate);
+        }
     }
 
     fn new_flow(&mut self, src: IpAddr, dst: IpAddr, sp: u16, dp: u16, protocol: u8) -> f64 {
         if self.flow_keys.len() >= MAX_FLOW_KEYS {
             return 1.0;
         }
-        if self.flow_keys.insert(flow_hash(src, dst, sp, dp, protocol)) {
+        let h = self
+            .flow_keys
+            .hasher()
+            .hash_one((src, dst, sp, dp, protocol));
+        if self.flow_keys.insert(h) {
             1.0
         } else {
             0.0
@@ -388,7 +405,7 @@ impl Engine {
         }
         let secs = window_ms as f64 / 1000.0;
         // Carpet bombing: how many IPs each prefix has, and its largest.
-        let mut spread: HashMap<IpNet, (usize, f64)> = HashMap::new();
+        let mut spread: FastMap<IpNet, (usize, f64)> = FastMap::default();
         let mut active_ips = 0u64;
         for (k, s) in &self.sums {
             if let Key::Ip(ip) = k {

@@ -67,9 +67,13 @@ pub struct View<'a> {
 pub struct FeatureStore {
     cfg: FeatureConfig,
     live_start_ms: i64,
-    watched: HashMap<Key, Watch>,
+    watched: HashMap<Key, Watch, foldhash::fast::RandomState>,
     pinned: HashSet<Key>,
     spare: Vec<Features>,
+    /// The unpinned watched key with the lowest rate, when the store is
+    /// full: a newcomer must be twice as hot to displace it (so two keys
+    /// of similar rates don't evict each other on every record).
+    coldest: Option<(Key, f64)>,
 }
 
 impl FeatureStore {
@@ -77,10 +81,31 @@ impl FeatureStore {
         FeatureStore {
             cfg: store_feature_config(),
             live_start_ms: now_ms,
-            watched: HashMap::new(),
+            watched: HashMap::default(),
             pinned: HashSet::new(),
             spare: Vec::new(),
+            coldest: None,
         }
+    }
+
+    /// The rate a key not watched needs to be considered.
+    #[inline]
+    pub fn admit_pps(&self) -> f64 {
+        if self.watched.len() < MAX_WATCHED {
+            WATCH_PPS
+        } else {
+            self.coldest
+                .map_or(f64::INFINITY, |(_, pps)| (2.0 * pps).max(WATCH_PPS))
+        }
+    }
+
+    fn find_coldest(&mut self) {
+        self.coldest = self
+            .watched
+            .iter()
+            .filter(|(key, _)| !self.pinned.contains(key))
+            .min_by(|a, b| a.1.pps.total_cmp(&b.1.pps))
+            .map(|(key, w)| (*key, w.pps));
     }
 
     pub fn watched(&self) -> usize {
@@ -106,26 +131,21 @@ impl FeatureStore {
         }
     }
 
-    /// Starts watching `k` if its rate `pps` earns it a place.
-    pub fn consider(&mut self, k: Key, pps: f64, now_ms: i64) {
-        if pps < WATCH_PPS {
-            return;
-        }
+    /// Starts watching `k` if its rate `pps` earns it a place; returns
+    /// whether `k` is watched.
+    pub fn consider(&mut self, k: Key, pps: f64, now_ms: i64) -> bool {
         if let Some(w) = self.watched.get_mut(&k) {
             w.pps = w.pps.max(pps);
             w.hot_ms = now_ms;
-            return;
+            return true;
+        }
+        if pps < self.admit_pps() {
+            return false;
         }
         if self.watched.len() >= MAX_WATCHED {
-            let coldest = self
-                .watched
-                .iter()
-                .filter(|(key, _)| !self.pinned.contains(key))
-                .min_by(|a, b| a.1.pps.total_cmp(&b.1.pps))
-                .map(|(key, w)| (*key, w.pps));
-            match coldest {
-                Some((ck, cpps)) if cpps < pps => self.drop_key(&ck),
-                _ => return,
+            match self.coldest.take() {
+                Some((ck, _)) => self.drop_key(&ck),
+                None => return false,
             }
         }
         let live = self.fresh(&k);
@@ -141,6 +161,10 @@ impl FeatureStore {
                 hot_ms: now_ms,
             },
         );
+        if self.watched.len() >= MAX_WATCHED {
+            self.find_coldest();
+        }
+        true
     }
 
     fn drop_key(&mut self, k: &Key) {
@@ -237,6 +261,7 @@ impl FeatureStore {
         for k in cold {
             self.drop_key(&k);
         }
+        self.find_coldest();
     }
 
     /// The window to classify `k` on: the live one when it holds enough
