@@ -217,6 +217,46 @@ impl Lab {
         procfs::parse_net_dev(std::path::Path::new("/proc/net/dev"), &text)
     }
 
+    /// The namespace's protocol counters (`/proc/net/snmp`, and `snmp6` when
+    /// IPv6 is on): TCP segments, UDP datagrams and ICMP messages received
+    /// by its stack, i.e. what got past XDP, tc and the firewall.
+    pub fn snmp(&self, ns: Ns) -> Result<levee_model::ProtoCounters> {
+        let v4 = self.exec_in_stdout(ns, &["cat", "/proc/net/snmp"])?;
+        let v6 = self.exec_in_stdout(ns, &["cat", "/proc/net/snmp6"]).ok();
+        levee_sources::parse_snmp(&v4, v6.as_deref()).map_err(|e| LabError::Parse {
+            path: "/proc/net/snmp".into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Runs `f` on a thread that has entered namespace `ns` (setns changes
+    /// only the calling thread). Sockets, BPF links and interface indexes
+    /// made there keep the namespace after the thread ends.
+    pub fn run_in<T: Send>(&self, ns: Ns, f: impl FnOnce() -> T + Send) -> Result<T> {
+        use std::os::fd::AsRawFd;
+        let path = format!("/var/run/netns/{}", self.ns_name(ns));
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let file =
+                        std::fs::File::open(&path).map_err(|e| LabError::io("open", &path, e))?;
+                    // SAFETY: setns on a valid netns fd; it affects only this
+                    // thread, which ends when `f` returns.
+                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                    if rc != 0 {
+                        return Err(LabError::io(
+                            "setns",
+                            &path,
+                            std::io::Error::last_os_error(),
+                        ));
+                    }
+                    Ok(f())
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
     /// The victim interface's counters.
     pub fn victim_counters(&self) -> Result<NetDevRow> {
         self.net_dev(Ns::Victim)?

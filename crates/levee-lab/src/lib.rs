@@ -48,6 +48,7 @@ pub mod names;
 pub mod prereq;
 pub mod process;
 pub mod procfs;
+pub mod report;
 pub mod stats;
 pub mod traffic;
 

@@ -105,6 +105,74 @@ pub fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// Machine-wide CPU time by kind (the `cpu` line of `/proc/stat`), e.g. to
+/// see what the kernel's receive path costs: softirq time is where packet
+/// processing (XDP, netfilter, the stack) is charged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    pub user: Duration,
+    pub nice: Duration,
+    pub system: Duration,
+    pub idle: Duration,
+    pub iowait: Duration,
+    pub irq: Duration,
+    pub softirq: Duration,
+    pub steal: Duration,
+}
+
+impl CpuTimes {
+    /// Time not idle (user, nice, system, irq, softirq, steal).
+    pub fn busy(&self) -> Duration {
+        self.user + self.nice + self.system + self.irq + self.softirq + self.steal
+    }
+
+    /// Field-wise `self - earlier`.
+    pub fn since(&self, earlier: &CpuTimes) -> CpuTimes {
+        let d = |a: Duration, b: Duration| a.saturating_sub(b);
+        CpuTimes {
+            user: d(self.user, earlier.user),
+            nice: d(self.nice, earlier.nice),
+            system: d(self.system, earlier.system),
+            idle: d(self.idle, earlier.idle),
+            iowait: d(self.iowait, earlier.iowait),
+            irq: d(self.irq, earlier.irq),
+            softirq: d(self.softirq, earlier.softirq),
+            steal: d(self.steal, earlier.steal),
+        }
+    }
+}
+
+/// The aggregate `cpu` line of `/proc/stat` (fields in USER_HZ ticks).
+pub fn parse_proc_stat_cpu(text: &str) -> Option<CpuTimes> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let t = |i: usize| v.get(i).copied().map(ticks_to_duration);
+    Some(CpuTimes {
+        user: t(0)?,
+        nice: t(1)?,
+        system: t(2)?,
+        idle: t(3)?,
+        iowait: t(4)?,
+        irq: t(5)?,
+        softirq: t(6)?,
+        steal: t(7).unwrap_or_default(),
+    })
+}
+
+/// Reads this machine's CPU times from `/proc/stat`.
+pub fn cpu_times() -> Result<CpuTimes> {
+    let path = "/proc/stat";
+    let text = std::fs::read_to_string(path).map_err(|e| LabError::io("read", path, e))?;
+    parse_proc_stat_cpu(&text).ok_or_else(|| LabError::Parse {
+        path: path.into(),
+        detail: "no complete `cpu` line".into(),
+    })
+}
+
 /// One interface's counters from `/proc/net/dev`: the agent's own type, read
 /// by the agent's own (fuzzed) parser, so the lab measures what the agent sees.
 pub type NetDevRow = levee_model::InterfaceCounters;
@@ -139,6 +207,19 @@ mod tests {
         let stat = "1234 (le vee) (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 3 0 12345 1000 200";
         assert_eq!(parse_stat_cpu_ticks(stat), Some(22));
         assert_eq!(parse_stat_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn proc_stat_cpu_line() {
+        let text = "cpu  197960 3406 53780 486580 2196 0 29325 860 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        let t = parse_proc_stat_cpu(text).unwrap();
+        let tick = ticks_to_duration(1);
+        assert_eq!(t.softirq, tick * 29325);
+        assert_eq!(t.user, tick * 197_960);
+        assert_eq!(t.busy(), tick * (197_960 + 3406 + 53_780 + 29_325 + 860));
+        assert_eq!(t.since(&t), CpuTimes::default());
+        assert!(parse_proc_stat_cpu("cpu0 1 2\n").is_none());
+        assert!(cpu_times().unwrap().busy() > Duration::ZERO);
     }
 
     #[test]

@@ -319,18 +319,26 @@ fn two_vector_attacks_and_vector_changes() {
         .flood(FloodKind::Udp, Duration::from_secs(4))
         .unwrap_or_else(|e| panic!("{e}"));
     let id = first.str("incident_id").unwrap_or_default().to_string();
+    // Under load one hping3 may outrun the other for a while, so the way to
+    // multi_vector may pass through another family; what must come is a
+    // change to multi_vector.
     match run.agent.wait_for(Duration::from_secs(6), |e| {
-        e.kind() == "incident_vector_changed" && e.str("incident_id") == Some(id.as_str())
+        e.kind() == "incident_vector_changed"
+            && e.str("incident_id") == Some(id.as_str())
+            && e.str("family") == Some("multi_vector")
     }) {
-        Some(ch) => {
-            println!("vector change: {}", ch.value);
-            if ch.str("previous_family") != Some("syn_flood")
-                || ch.str("family") != Some("multi_vector")
-            {
-                failures.push(format!("unexpected vector change: {}", ch.value));
-            }
+        Some(ch) => println!("vector change: {}", ch.value),
+        None => {
+            let seen: Vec<String> = run
+                .agent
+                .events_of("incident_vector_changed")
+                .iter()
+                .map(|e| e.value.to_string())
+                .collect();
+            failures.push(format!(
+                "no incident_vector_changed to multi_vector when UDP joined the SYN flood; changes seen: {seen:?}"
+            ));
         }
-        None => failures.push("no incident_vector_changed when UDP joined the SYN flood".into()),
     }
     syn.wait().unwrap_or_else(|e| panic!("{e}"));
     udp.wait().unwrap_or_else(|e| panic!("{e}"));
