@@ -284,6 +284,27 @@ mod tests {
         }
     }
 
+    /// Decodes `data` against `tpl` with a fresh sampler table.
+    fn run(
+        tpl: &Template,
+        data: &[u8],
+    ) -> (Result<(), DecodeError>, Output, SamplerTable, SetResult) {
+        let mut out = Output::default();
+        let mut samplers = SamplerTable::new(4, &[]);
+        let mut budget = 10;
+        let mut done = SetResult::default();
+        let res = decode_set(
+            tpl,
+            data,
+            &ctx(),
+            &mut samplers,
+            &mut out,
+            &mut budget,
+            &mut done,
+        );
+        (res, out, samplers, done)
+    }
+
     #[test]
     fn family_choice_and_reduced_size() {
         let tpl = Template::compile(
@@ -298,20 +319,8 @@ mod tests {
         data.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         data.extend_from_slice(&[0, 7, 0, 1, 0, 0, 0, 0, 10]);
         data.extend_from_slice(&[0xff]); // padding
-        let mut out = Output::default();
-        let mut samplers = SamplerTable::new(4, &[]);
-        let mut budget = 10;
-        let mut done = SetResult::default();
-        decode_set(
-            &tpl,
-            &data,
-            &ctx(),
-            &mut samplers,
-            &mut out,
-            &mut budget,
-            &mut done,
-        )
-        .unwrap();
+        let (res, out, _, done) = run(&tpl, &data);
+        res.unwrap();
         assert_eq!(done.flows, 1);
         let r = &out.flows[0];
         assert_eq!(
@@ -341,20 +350,8 @@ mod tests {
         .unwrap();
         let mut data = vec![0, 0, 0, 3, 3, b'a', b'b', b'c', 0, 0, 0, 1, 0, 0, 1, 0];
         data.extend_from_slice(&[0, 0, 0, 4, 255, 0, 2, b'x', b'y', 0, 0, 0, 2, 0, 0, 0, 20]);
-        let mut out = Output::default();
-        let mut samplers = SamplerTable::new(4, &[]);
-        let mut budget = 10;
-        let mut done = SetResult::default();
-        decode_set(
-            &tpl,
-            &data,
-            &ctx(),
-            &mut samplers,
-            &mut out,
-            &mut budget,
-            &mut done,
-        )
-        .unwrap();
+        let (res, out, samplers, done) = run(&tpl, &data);
+        res.unwrap();
         assert_eq!(done.options, 2);
         assert!(out.flows.is_empty());
         assert_eq!(
@@ -378,19 +375,7 @@ mod tests {
         )
         .unwrap();
         let data = [1, b'a', 0, 0, 0, 1, 200, b'b', 0, 0, 0];
-        let mut out = Output::default();
-        let mut samplers = SamplerTable::new(4, &[]);
-        let mut budget = 10;
-        let mut done = SetResult::default();
-        let e = decode_set(
-            &tpl,
-            &data,
-            &ctx(),
-            &mut samplers,
-            &mut out,
-            &mut budget,
-            &mut done,
-        );
+        let (e, out, _, _) = run(&tpl, &data);
         assert!(matches!(e, Err(DecodeError::Truncated { .. })));
         assert_eq!(out.flows.len(), 1);
         assert_eq!(out.flows[0].packets, 1);

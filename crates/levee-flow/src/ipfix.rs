@@ -30,7 +30,7 @@
 use crate::datarec::SetContext;
 use crate::decoder::{FlowDecoder, Outcome};
 use crate::error::DecodeError;
-use crate::netflow9::{data_set, next_set};
+use crate::netflow9::{check_field_count, data_set, next_set};
 use crate::reader::Reader;
 use crate::record::{Output, Version};
 use crate::template::{DomainKey, FieldSpec, Template, TemplateKey, TemplateKind};
@@ -124,21 +124,7 @@ pub(crate) fn decode(
 }
 
 fn field_specs(r: &mut Reader<'_>, n: usize, max: usize) -> Result<Vec<FieldSpec>, DecodeError> {
-    if n > max {
-        return Err(DecodeError::Limit {
-            what: "fields per template",
-            limit: max,
-        });
-    }
-    // At least 4 bytes per field: check before allocating for a count
-    // the set cannot hold.
-    if r.remaining() < n * 4 {
-        return Err(DecodeError::Truncated {
-            what: "IPFIX template record",
-            needed: n * 4,
-            available: r.remaining(),
-        });
-    }
+    check_field_count(r, n, max, "IPFIX template record")?;
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         let raw = r.u16()?;

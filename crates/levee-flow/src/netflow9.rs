@@ -132,7 +132,15 @@ pub(crate) fn data_set(
     Some(done)
 }
 
-fn field_list(r: &mut Reader<'_>, n: usize, max: usize) -> Result<Vec<FieldSpec>, DecodeError> {
+/// Checks a template's field count before anything is allocated for it:
+/// within the limit, and no more fields than the set has bytes for (at
+/// least 4 each). Shared with IPFIX.
+pub(crate) fn check_field_count(
+    r: &Reader<'_>,
+    n: usize,
+    max: usize,
+    what: &'static str,
+) -> Result<(), DecodeError> {
     if n > max {
         return Err(DecodeError::Limit {
             what: "fields per template",
@@ -141,11 +149,16 @@ fn field_list(r: &mut Reader<'_>, n: usize, max: usize) -> Result<Vec<FieldSpec>
     }
     if r.remaining() < n * 4 {
         return Err(DecodeError::Truncated {
-            what: "NetFlow v9 template",
+            what,
             needed: n * 4,
             available: r.remaining(),
         });
     }
+    Ok(())
+}
+
+fn field_list(r: &mut Reader<'_>, n: usize, max: usize) -> Result<Vec<FieldSpec>, DecodeError> {
+    check_field_count(r, n, max, "NetFlow v9 template")?;
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         v.push(FieldSpec {

@@ -16,7 +16,7 @@
 
 use super::engine::{Engine, Key};
 use crate::runtime::IncidentEnricher;
-use crate::visibility::incidents::{HasFamily, IncidentMemory, Verdict};
+use crate::visibility::incidents::{vector_changed, HasFamily, IncidentMemory, Verdict};
 use levee_model::{EventBody, IncidentInfo};
 use levee_packet::{classify, top_sources, Classification, ClassifyConfig};
 use std::net::IpAddr;
@@ -110,14 +110,7 @@ impl IncidentEnricher for NetEnricher {
         let stable = self.memory.current(&info.incident_id)?.0.clone();
         Self::fill(&stable, info);
         match verdict {
-            Verdict::Changed { previous } => Some(EventBody::IncidentVectorChanged {
-                incident_id: info.incident_id.clone(),
-                target: info.target.clone(),
-                previous_family: previous,
-                family: info.family.clone().unwrap_or_default(),
-                confidence: info.confidence,
-                fingerprint: info.fingerprint.clone(),
-            }),
+            Verdict::Changed { previous } => Some(vector_changed(info, previous)),
             Verdict::Same => None,
         }
     }

@@ -148,6 +148,14 @@ impl FeatureStore {
                 None => return false,
             }
         }
+        self.start_watch(k, pps, now_ms);
+        if self.watched.len() >= MAX_WATCHED {
+            self.find_coldest();
+        }
+        true
+    }
+
+    fn start_watch(&mut self, k: Key, pps: f64, now_ms: i64) {
         let live = self.fresh(&k);
         self.watched.insert(
             k,
@@ -161,10 +169,6 @@ impl FeatureStore {
                 hot_ms: now_ms,
             },
         );
-        if self.watched.len() >= MAX_WATCHED {
-            self.find_coldest();
-        }
-        true
     }
 
     fn drop_key(&mut self, k: &Key) {
@@ -202,19 +206,7 @@ impl FeatureStore {
         self.pinned.insert(k);
         if !self.watched.contains_key(&k) {
             // Not hot (yet): watch it from now on regardless of rate.
-            let live = self.fresh(&k);
-            self.watched.insert(
-                k,
-                Watch {
-                    live,
-                    live_records: 0,
-                    prev: None,
-                    rate: 1,
-                    prev_rate: 1,
-                    pps: 0.0,
-                    hot_ms: now_ms,
-                },
-            );
+            self.start_watch(k, 0.0, now_ms);
         }
     }
 
