@@ -11,10 +11,12 @@
 //! the breach test), [`incident`] (the incident state machine), [`detector`]
 //! (wires series into incident groups), [`snapshot`] (baseline persistence),
 //! [`ids`] (deterministic incident ids), [`targets`] (per-IP and per-prefix
-//! baselines and incidents of flow and mirror modes, in [`compact`] windows).
+//! baselines and incidents of flow and mirror modes, in [`compact`] windows;
+//! [`fold`] folds the addresses of an attacked prefix into its incident).
 
 pub mod compact;
 pub mod detector;
+pub mod fold;
 pub mod ids;
 pub mod incident;
 pub mod series;

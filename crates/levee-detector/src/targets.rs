@@ -25,9 +25,17 @@
 //! below threshold for its incident (the caller's carpet-bombing rule uses
 //! this for prefixes whose traffic is one IP's attack); its seconds above
 //! threshold are kept out of its baseline all the same.
+//!
+//! Prefixes are stepped before addresses each tick: an address inside a
+//! prefix whose incident is engaged (confirming or open) is folded into it
+//! and starts no incident of its own ([`crate::fold`]). A carpet bombing is
+//! then one incident on the prefix however its thin per-IP rates jitter
+//! around their floors: the prefix carries each member's traffic and the
+//! rest of the spread, so it crosses its threshold no later than they do.
 
 use crate::compact::{decode, encode, CompactWindow};
 use crate::detector::DetectorOutput;
+use crate::fold::Folds;
 use crate::ids::IdGen;
 use crate::incident::{step, Input, OpenIncident, Phase, Reading, Timing, Transition};
 use crate::settings::DetectorSettings;
@@ -167,6 +175,8 @@ pub struct TargetBank {
     scratch: Vec<u16>,
     /// Targets not tracked because the bank was full.
     refused: u64,
+    /// This tick's engaged prefixes (kept to reuse the allocation).
+    folds: Folds,
 }
 
 impl TargetBank {
@@ -229,100 +239,37 @@ impl TargetBank {
             st.seen_tick = tick;
             st.alertable = t.alertable;
         }
-        let timing = Timing {
-            confirm_ticks: settings.confirm_ticks_effective(),
-            quiet_period_ms: settings.quiet_period_ms,
+        let ctx = StepCtx {
+            settings,
+            timing: Timing {
+                confirm_ticks: settings.confirm_ticks_effective(),
+                quiet_period_ms: settings.quiet_period_ms,
+            },
+            now,
+            dt: obs.dt,
+            dt_ms,
+            tick,
         };
+        // Prefixes first, so their members see this tick's verdict: an
+        // address inside a prefix whose incident is engaged is folded into
+        // it (see [`crate::fold`]).
+        let folds = &mut self.folds;
+        folds.clear();
         for (target, st) in self.states.iter_mut() {
-            let (values, alertable) = if st.seen_tick == tick {
-                (st.current, st.alertable)
-            } else {
-                ([0.0; N], true)
+            if let Target::Prefix(p) = target {
+                step_target(&ctx, ids, &mut self.scratch, target, st, false, &mut out);
+                if st.phase.is_engaged() {
+                    folds.insert(p);
+                }
+            }
+        }
+        for (target, st) in self.states.iter_mut() {
+            let inside = match target {
+                Target::Prefix(_) => continue,
+                Target::Ip(ip) => !folds.is_empty() && folds.contains(*ip),
+                _ => false,
             };
-            let warm = st.is_warm(settings);
-            let mut above = false;
-            if warm {
-                for (lane, v) in values.iter().enumerate() {
-                    if *v > st.threshold(settings, lane).1 {
-                        above = true;
-                    }
-                }
-            }
-            // Readings are built only when an incident can start or is open:
-            // most targets are idle most of the time.
-            let needs_readings = warm && (above || st.phase != Phase::Idle);
-            let readings: Vec<Reading> = if needs_readings {
-                (0..N)
-                    .map(|lane| {
-                        let (baseline, threshold) = st.threshold(settings, lane);
-                        Reading {
-                            key: SeriesKey::new(target.clone(), LANES[lane]),
-                            value: values[lane],
-                            baseline,
-                            threshold,
-                        }
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let input = if above && alertable {
-                Input::Above
-            } else {
-                Input::Below
-            };
-            let (phase, transition) = step(st.phase, input, now, timing);
-            st.phase = phase;
-            match transition {
-                Transition::Started => {
-                    let id = ids.next_id(now).to_string();
-                    let inc = OpenIncident::open(id, now, &readings);
-                    out.push(DetectorOutput::Started(inc.info()));
-                    st.open = Some(Box::new(inc));
-                }
-                Transition::Resolved => {
-                    if let Some(mut inc) = st.open.take() {
-                        inc.absorb(&readings);
-                        out.push(DetectorOutput::Resolved(inc.info(), inc.summary(now)));
-                    }
-                }
-                _ => {
-                    if let Some(inc) = st.open.as_mut() {
-                        inc.absorb(&readings);
-                        if now - inc.last_update_ms >= settings.update_interval_ms as i64 {
-                            inc.last_update_ms = now;
-                            out.push(DetectorOutput::Updated(inc.info()));
-                        }
-                    }
-                }
-            }
-            if let Some(inc) = st.open.as_mut() {
-                inc.add_traffic(values[0] * obs.dt, values[1] * obs.dt / 8.0);
-            }
-            // The baseline: time-weighted seconds, incident time left out.
-            for (lane, v) in values.iter().enumerate() {
-                st.bucket_sum[lane] += v * dt_ms as f64;
-            }
-            st.bucket_ms += dt_ms;
-            st.tainted |= st.phase.is_engaged() || above;
-            if st.bucket_ms >= 1_000 {
-                let ms = st.bucket_ms as f64;
-                let codes: [u16; N] = st.bucket_sum.map(|sum| encode(sum / ms));
-                let active = codes.iter().any(|c| *c != 0);
-                if !st.tainted {
-                    st.window.push(&codes);
-                    st.pushes_since += 1;
-                    if st.pushes_since >= settings.recompute_every || st.window.len() == 1 {
-                        st.recompute(&mut self.scratch);
-                    }
-                }
-                if active {
-                    st.last_active_ms = now;
-                }
-                st.bucket_sum = [0.0; N];
-                st.bucket_ms = 0;
-                st.tainted = false;
-            }
+            step_target(&ctx, ids, &mut self.scratch, target, st, inside, &mut out);
         }
         self.bucket_ms += dt_ms;
         if self.bucket_ms >= 1_000 {
@@ -384,6 +331,125 @@ impl TargetBank {
             n += 1;
         }
         n
+    }
+}
+
+/// What every target's step of one tick shares.
+struct StepCtx<'a> {
+    settings: &'a DetectorSettings,
+    timing: Timing,
+    now: i64,
+    /// The tick's length, in seconds and whole milliseconds.
+    dt: f64,
+    dt_ms: u64,
+    tick: u64,
+}
+
+/// One target's tick: threshold test, incident state machine, baseline.
+///
+/// `inside`: the target lies inside a prefix whose incident is engaged this
+/// tick. It is then folded into that incident: it starts none of its own
+/// (one that was already open before goes on: it began as an attack of its
+/// own), and its seconds stay out of its baseline like an incident's.
+fn step_target(
+    ctx: &StepCtx<'_>,
+    ids: &mut IdGen,
+    scratch: &mut Vec<u16>,
+    target: &Target,
+    st: &mut State,
+    inside: bool,
+    out: &mut Vec<DetectorOutput>,
+) {
+    let (settings, now, dt_ms) = (ctx.settings, ctx.now, ctx.dt_ms);
+    let (values, alertable) = if st.seen_tick == ctx.tick {
+        (st.current, st.alertable)
+    } else {
+        ([0.0; N], true)
+    };
+    let warm = st.is_warm(settings);
+    let mut above = false;
+    if warm {
+        for (lane, v) in values.iter().enumerate() {
+            if *v > st.threshold(settings, lane).1 {
+                above = true;
+            }
+        }
+    }
+    // Readings are built only when an incident can start or is open:
+    // most targets are idle most of the time.
+    let needs_readings = warm && (above || st.phase != Phase::Idle);
+    let readings: Vec<Reading> = if needs_readings {
+        (0..N)
+            .map(|lane| {
+                let (baseline, threshold) = st.threshold(settings, lane);
+                Reading {
+                    key: SeriesKey::new(target.clone(), LANES[lane]),
+                    value: values[lane],
+                    baseline,
+                    threshold,
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let folded = inside && st.open.is_none();
+    let input = if above && alertable && !folded {
+        Input::Above
+    } else {
+        Input::Below
+    };
+    let (phase, transition) = step(st.phase, input, now, ctx.timing);
+    st.phase = phase;
+    match transition {
+        Transition::Started => {
+            let id = ids.next_id(now).to_string();
+            let inc = OpenIncident::open(id, now, &readings);
+            out.push(DetectorOutput::Started(inc.info()));
+            st.open = Some(Box::new(inc));
+        }
+        Transition::Resolved => {
+            if let Some(mut inc) = st.open.take() {
+                inc.absorb(&readings);
+                out.push(DetectorOutput::Resolved(inc.info(), inc.summary(now)));
+            }
+        }
+        _ => {
+            if let Some(inc) = st.open.as_mut() {
+                inc.absorb(&readings);
+                if now - inc.last_update_ms >= settings.update_interval_ms as i64 {
+                    inc.last_update_ms = now;
+                    out.push(DetectorOutput::Updated(inc.info()));
+                }
+            }
+        }
+    }
+    if let Some(inc) = st.open.as_mut() {
+        inc.add_traffic(values[0] * ctx.dt, values[1] * ctx.dt / 8.0);
+    }
+    // The baseline: time-weighted seconds, incident time left out.
+    for (lane, v) in values.iter().enumerate() {
+        st.bucket_sum[lane] += v * dt_ms as f64;
+    }
+    st.bucket_ms += dt_ms;
+    st.tainted |= st.phase.is_engaged() || above || inside;
+    if st.bucket_ms >= 1_000 {
+        let ms = st.bucket_ms as f64;
+        let codes: [u16; N] = st.bucket_sum.map(|sum| encode(sum / ms));
+        let active = codes.iter().any(|c| *c != 0);
+        if !st.tainted {
+            st.window.push(&codes);
+            st.pushes_since += 1;
+            if st.pushes_since >= settings.recompute_every || st.window.len() == 1 {
+                st.recompute(scratch);
+            }
+        }
+        if active {
+            st.last_active_ms = now;
+        }
+        st.bucket_sum = [0.0; N];
+        st.bucket_ms = 0;
+        st.tainted = false;
     }
 }
 
@@ -509,6 +575,112 @@ mod tests {
         // Alertable: an incident on the prefix.
         let outs = bank.observe(&s, &mut ids, &obs(40, vec![rates(p.clone(), 500_000.0)]));
         assert!(matches!(&outs[..], [DetectorOutput::Started(i)] if i.target == "203.0.113.0/24"));
+    }
+
+    /// 100 ms ticks, so the confirmation takes 3 ticks (as in the agent).
+    fn fast() -> DetectorSettings {
+        DetectorSettings {
+            tick_ms: 100,
+            ..settings()
+        }
+    }
+
+    fn fast_obs(i: i64, targets: Vec<TargetRates>) -> TickObservation {
+        TickObservation {
+            unix_ms: T0 + i * 100,
+            dt: 0.1,
+            targets,
+            ..Default::default()
+        }
+    }
+
+    fn started(outs: &[DetectorOutput]) -> Vec<String> {
+        outs.iter()
+            .filter_map(|o| match o {
+                DetectorOutput::Started(i) => Some(i.target.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A carpet bombing of 64 IPs whose per-IP rates jitter around (and
+    /// often far over) their floors, as bunched flow exports make them:
+    /// one incident, on the prefix, in every arrangement of the jitter.
+    #[test]
+    fn a_carpet_with_jittery_members_is_one_prefix_incident() {
+        let s = fast();
+        let p = Target::Prefix("198.18.0.0/24".into());
+        for seed in 0..20u64 {
+            let mut bank = TargetBank::default();
+            let mut ids = IdGen::new(1);
+            let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let mut all = Vec::new();
+            for i in 0..200 {
+                let attack = (60..140).contains(&i);
+                let mut t = Vec::new();
+                let mut sum = 0.0;
+                for h in 0..64u8 {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    // 0 to 6x the floor; calm: a few pps.
+                    let pps = if attack {
+                        (x >> 33) as f64 / f64::from(u32::MAX >> 1) * 12_000.0
+                    } else {
+                        (x >> 60) as f64
+                    };
+                    sum += pps;
+                    t.push(rates(ip(&format!("198.18.0.{h}")), pps));
+                }
+                t.push(rates(p.clone(), sum));
+                all.extend(started(&bank.observe(&s, &mut ids, &fast_obs(i, t))));
+            }
+            assert_eq!(all, ["198.18.0.0/24"], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn folding_spares_open_incidents_and_ends_with_the_prefix() {
+        let s = fast();
+        let mut bank = TargetBank::default();
+        let mut ids = IdGen::new(1);
+        let p = Target::Prefix("203.0.113.0/24".into());
+        let (a, b) = (ip("203.0.113.7"), ip("203.0.113.8"));
+        let tick = |bank: &mut TargetBank, ids: &mut IdGen, i, pa, pb, carpet: bool| {
+            let mut t = vec![rates(a.clone(), pa), rates(b.clone(), pb)];
+            let mut pr = rates(p.clone(), pa + pb + if carpet { 100_000.0 } else { 0.0 });
+            pr.alertable = carpet;
+            t.push(pr);
+            started(&bank.observe(&s, ids, &fast_obs(i, t)))
+        };
+        let mut all = Vec::new();
+        for i in 0..50 {
+            all.extend(tick(&mut bank, &mut ids, i, 10.0, 10.0, false));
+        }
+        // A flood on .7 alone: its own incident (the prefix is not alertable).
+        for i in 50..60 {
+            all.extend(tick(&mut bank, &mut ids, i, 50_000.0, 10.0, false));
+        }
+        assert_eq!(all, ["203.0.113.7"]);
+        // Then the whole /24: one prefix incident; .8, far above its floor,
+        // is folded into it; .7's incident goes on.
+        for i in 60..80 {
+            all.extend(tick(&mut bank, &mut ids, i, 50_000.0, 20_000.0, true));
+        }
+        assert_eq!(all, ["203.0.113.7", "203.0.113.0/24"]);
+        assert!(bank.states[&a].open.is_some(), ".7 still open");
+        assert_eq!(bank.states[&b].phase, Phase::Idle, ".8 folded");
+        // The carpet ends: the prefix resolves after its quiet period, and
+        // .8, still flooded on its own, now has its own incident.
+        for i in 80..130 {
+            all.extend(tick(&mut bank, &mut ids, i, 10.0, 20_000.0, false));
+        }
+        assert!(bank.states[&p].open.is_none(), "the prefix resolved");
+        assert_eq!(all, ["203.0.113.7", "203.0.113.0/24", "203.0.113.8"]);
+        // The folded seconds were not learnt: .8's baseline is still calm.
+        let key = SeriesKey::new(b.clone(), Metric::RxPps);
+        let (base, _) = bank.threshold_of(&s, &key).unwrap();
+        assert!(base < 100.0, "{base}");
     }
 
     #[test]

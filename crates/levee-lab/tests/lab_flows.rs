@@ -8,7 +8,8 @@
 //!   expint=1`, so flows are exported within a second);
 //! - pmacct's `pmacctd` with the sfprobe plugin exporting sFlow, 1 in 10;
 //! - carpet bombing: UDP to random addresses of a /24 routed to the victim
-//!   (every IP well under its floor) must be one incident on the prefix;
+//!   (each IP near its floors, which bunched exports push it over now and
+//!   then) must be one incident on the prefix, with no per-IP incidents;
 //! - mirror mode on the victim's veth.
 //!
 //! Needs root, iproute2, hping3, coreutils, softflowd and pmacct; without
@@ -227,6 +228,10 @@ fn carpet_bombing_a_slash_24_is_one_prefix_incident() {
     opts.rand_dest = Some("198.18.0.x".into());
     let e = run.attack("carpet bombing", &opts, CARPET_NET);
     assert_eq!(family(&e), "udp_flood", "{}", e.value);
+    // Its IPs are folded into it, however their own thin rates jitter
+    // (softflowd's export bursts, more so under load): they are counted
+    // as members, and none has an incident of its own.
+    assert!(e.u64("members").unwrap_or(0) >= 16, "{}", e.value);
     let per_ip: Vec<String> = run
         .agent
         .events_of("incident_started")

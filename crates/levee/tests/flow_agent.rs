@@ -111,6 +111,23 @@ fn flow(src: u32, dst: IpAddr, packets: u64, flags: u8) -> Flow {
     }
 }
 
+/// One send of the carpet bombing: UDP to 128 IPs of 203.0.113.0/24, 50
+/// packets each, except that each IP gets a burst of 2000 every 8th send.
+fn carpet_send(seq: u32) -> Vec<Flow> {
+    (0..128u32)
+        .map(|i| Flow {
+            protocol: 17,
+            dst_port: 53,
+            ..flow(
+                0x0a00_0000 + seq * 128 + i,
+                IpAddr::from([203, 0, 113, 100 + i as u8]),
+                if (seq + i) % 8 == 0 { 2000 } else { 50 },
+                0,
+            )
+        })
+        .collect()
+}
+
 /// Sends one v9 datagram (template + data) of `flows`.
 fn send(tx: &UdpSocket, to: SocketAddr, seq: u32, flows: &[Flow]) {
     let tpl = build::set(
@@ -190,24 +207,15 @@ fn flood_to_one_ip_and_carpet_bombing_are_separate_incidents() {
         "flood incident did not resolve"
     );
     // Carpet bombing: UDP to 128 IPs of the /24, 50 packets each per
-    // 100 ms (500 pps per IP, under the 2000 pps floor; 64 kpps in all).
+    // 100 ms (500 pps per IP, under the 2000 pps floor), except that each
+    // IP gets a burst of 2000 every 8th send, as bunched exports make it:
+    // every IP goes over its floor now and then, and must still be folded
+    // into the prefix's incident.
     let t2 = Instant::now();
     let mut carpet = None;
     while t2.elapsed() < Duration::from_secs(4) && carpet.is_none() {
         seq += 1;
-        let spread: Vec<Flow> = (0..128u32)
-            .map(|i| Flow {
-                protocol: 17,
-                dst_port: 53,
-                ..flow(
-                    0x0a00_0000 + seq * 128 + i,
-                    IpAddr::from([203, 0, 113, 100 + (i % 128) as u8]),
-                    50,
-                    0,
-                )
-            })
-            .collect();
-        send(&tx, to, seq, &spread);
+        send(&tx, to, seq, &carpet_send(seq));
         carpet = agent.wait(Duration::from_millis(100), |v| {
             v["event"] == "incident_started" && v["target"] != "203.0.113.7"
         });
@@ -215,12 +223,23 @@ fn flood_to_one_ip_and_carpet_bombing_are_separate_incidents() {
     let carpet = carpet.expect("no incident for the carpet bombing");
     assert_eq!(carpet["target"], "203.0.113.0/24", "{carpet}");
     assert_eq!(carpet["family"], "udp_flood", "{carpet}");
+    assert_eq!(carpet["members"], 128, "{carpet}");
+    // Keep the carpet going a while: members stay folded.
+    let t3 = Instant::now();
+    while t3.elapsed() < Duration::from_secs(2) {
+        seq += 1;
+        send(&tx, to, seq, &carpet_send(seq));
+        agent.wait(Duration::from_millis(100), |_| false);
+    }
     let ip_incidents = agent
         .seen
         .iter()
         .filter(|v| v["event"] == "incident_started")
         .count();
-    assert_eq!(ip_incidents, 2, "no per-IP incident for the thin spread");
+    assert_eq!(
+        ip_incidents, 2,
+        "no per-IP incident for the carpet's members"
+    );
     // Counters and templates are written every 10 s.
     let state = dir.path().join("state");
     let read = || -> Option<Value> {

@@ -5,7 +5,9 @@
 //! [`super::features::FeatureStore`] (so it stays watched while the incident
 //! is open) and its window is classified by levee-packet's classifier, the
 //! same rules as the packet sampler's: family, confidence, fingerprint,
-//! spoofing estimate, top sources. Updates re-classify, and a confirmed
+//! spoofing estimate, top sources; a prefix's incident also says how many
+//! of its IPs received traffic (`members`: the addresses folded into it,
+//! which start no incidents of their own). Updates re-classify, and a confirmed
 //! change of family becomes `incident_vector_changed`, with the same
 //! confirmation as host mode ([`IncidentMemory`]).
 //!
@@ -33,6 +35,8 @@ pub struct NetFinding {
     sampling_rate: u32,
     records: u64,
     estimated_packets: u64,
+    /// A prefix's IPs with traffic: what its incident folds in.
+    members: Option<u64>,
 }
 
 impl HasFamily for NetFinding {
@@ -75,6 +79,10 @@ impl NetEnricher {
             sampling_rate: view.sampling_rate,
             records: view.records,
             estimated_packets: view.features.packets,
+            members: match key {
+                Key::Ip(_) => None,
+                Key::Prefix(p) => engine.members(p).map(|n| n as u64),
+            },
             classification,
         })
     }
@@ -87,6 +95,7 @@ impl NetEnricher {
         d.sampling_rate = Some(f.sampling_rate);
         d.sampled_packets = Some(f.records);
         d.estimated_packets = Some(f.estimated_packets);
+        d.members = f.members;
     }
 }
 

@@ -139,6 +139,9 @@ pub struct Engine {
     tracked_ips: usize,
     stats: EngineStats,
     features: FeatureStore,
+    /// Per prefix, as of the last tick: IPs with traffic in the window and
+    /// the packets of the busiest one (the carpet-bombing rule's inputs).
+    spread: FastMap<IpNet, (usize, f64)>,
 }
 
 /// A packet summary for the classifier, from a flow record's fields (its
@@ -201,6 +204,7 @@ impl Engine {
             flow_keys: FastSet::default(),
             tracked_ips: 0,
             stats: EngineStats::default(),
+            spread: FastMap::default(),
             cfg,
         }
     }
@@ -219,6 +223,11 @@ impl Engine {
 
     pub fn features_mut(&mut self) -> &mut FeatureStore {
         &mut self.features
+    }
+
+    /// IPs of `prefix` with traffic in the window, as of the last tick.
+    pub fn members(&self, prefix: &IpNet) -> Option<usize> {
+        self.spread.get(prefix).map(|(n, _)| *n)
     }
 
     /// The monitored network holding `ip`, and the prefix `ip` counts in.
@@ -405,7 +414,8 @@ impl Engine {
         }
         let secs = window_ms as f64 / 1000.0;
         // Carpet bombing: how many IPs each prefix has, and its largest.
-        let mut spread: FastMap<IpNet, (usize, f64)> = FastMap::default();
+        let mut spread = std::mem::take(&mut self.spread);
+        spread.clear();
         let mut active_ips = 0u64;
         for (k, s) in &self.sums {
             if let Key::Ip(ip) = k {
@@ -424,7 +434,8 @@ impl Engine {
             .map(|(k, s)| (*k, f64::from(s.counts.packets) / secs))
             .collect();
         self.features.tick(now_ms, &hot);
-        self.sums
+        let out = self
+            .sums
             .iter()
             .map(|(k, s)| {
                 let c = &s.counts;
@@ -447,7 +458,9 @@ impl Engine {
                     alertable,
                 }
             })
-            .collect()
+            .collect();
+        self.spread = spread;
+        out
     }
 }
 
@@ -549,6 +562,8 @@ mod tests {
         }
         let r = e.tick(T0 + 100);
         assert!(find(&r, "203.0.113.0/24").unwrap().alertable);
+        let net = "203.0.113.0/24".parse().unwrap();
+        assert_eq!(e.members(&net), Some(8));
         // One IP dominating: not alertable.
         e.observe_record(T0 + 150, &rec("203.0.113.200", 100_000, 1, 6));
         let r = e.tick(T0 + 200);
