@@ -6,6 +6,7 @@
 use crate::capture_config::{CaptureConfig, IocConfig};
 use crate::netmode::config::{Mode, NetModeConfig};
 use crate::tomlread::{parse_duration_in, ConfigProblem, TableReader};
+use crate::uplink_config::{check_server_url, UplinkSettings};
 use levee_detector::DetectorSettings;
 use levee_model::Metric;
 use std::path::{Path, PathBuf};
@@ -36,10 +37,14 @@ pub struct AgentConfig {
     pub detector: DetectorSettings,
     /// The packet sampler and incident pcaps (`[capture]`).
     pub capture: CaptureConfig,
+    /// On-node mitigation (`[mitigation]`, off unless enabled).
+    pub mitigation: levee_mitigate::MitigationConfig,
     /// Indicator lists matched against incident sources (`[[ioc.lists]]`).
     pub ioc: IocConfig,
     /// Flow and mirror modes (`agent.mode`, `[networks]`, `[flow]`, `[mirror]`).
     pub netmode: NetModeConfig,
+    /// Reporting to a Levee server (`[uplink]`).
+    pub uplink: UplinkSettings,
     /// The file the settings came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -58,6 +63,12 @@ pub struct Overrides {
     pub no_capture: bool,
     /// `--mode host|flow|mirror`.
     pub mode: Option<Mode>,
+    /// `--server URL`: the Levee server to enroll with.
+    pub server: Option<String>,
+    /// `--server-fingerprint`: the certificate to pin at enrollment.
+    pub server_fingerprint: Option<levee_proto::Fingerprint>,
+    /// `--no-uplink`: do not report to the server even when enrolled.
+    pub no_uplink: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,8 +134,10 @@ impl AgentConfig {
             snapshot_max_age: Duration::from_secs(7 * 86_400),
             detector: DetectorSettings::default(),
             capture: CaptureConfig::default(),
+            mitigation: levee_mitigate::MitigationConfig::default(),
             ioc: IocConfig::default(),
             netmode: NetModeConfig::default(),
+            uplink: UplinkSettings::default(),
             source: None,
         }
     }
@@ -297,10 +310,45 @@ impl AgentConfig {
             self.netmode.mirror.read(&mut m);
             m.finish();
         }
+        let mitigation = root.table("mitigation");
+        if let Some(mut u) = root.sub("uplink") {
+            self.uplink.read(&mut u);
+            u.finish();
+        }
         root.finish();
+        if let Some(t) = mitigation {
+            read_mitigation(&mut self.mitigation, t, problems);
+        }
         events_file_set
     }
+}
 
+/// `[mitigation]`: `levee_mitigate`'s serde types (unknown keys are errors),
+/// then its validation, which reports every remaining problem.
+fn read_mitigation(
+    cfg: &mut levee_mitigate::MitigationConfig,
+    table: toml::Table,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    match toml::Value::Table(table).try_into::<levee_mitigate::MitigationConfig>() {
+        Ok(m) => {
+            for p in m.validate("mitigation") {
+                let (key, message) = p.split_once(": ").unwrap_or(("mitigation", &p));
+                problems.push(ConfigProblem {
+                    key: key.into(),
+                    message: message.into(),
+                });
+            }
+            *cfg = m;
+        }
+        Err(e) => problems.push(ConfigProblem {
+            key: "mitigation".into(),
+            message: e.message().to_string(),
+        }),
+    }
+}
+
+impl AgentConfig {
     fn apply(&mut self, o: &Overrides, problems: &mut Vec<ConfigProblem>, events_file_set: bool) {
         if let Some(n) = &o.node {
             self.node = n.clone();
@@ -322,6 +370,21 @@ impl AgentConfig {
         }
         if let Some(m) = o.mode {
             self.netmode.mode = m;
+        }
+        if let Some(url) = &o.server {
+            match check_server_url(url) {
+                Ok(()) => self.uplink.server = Some(url.clone()),
+                Err(message) => problems.push(ConfigProblem {
+                    key: "uplink.server (--server)".into(),
+                    message,
+                }),
+            }
+        }
+        if let Some(f) = o.server_fingerprint {
+            self.uplink.server_fingerprint = Some(f);
+        }
+        if o.no_uplink {
+            self.uplink.enabled = false;
         }
         if let Some(d) = &o.state_dir {
             self.state_dir = d.clone();
@@ -415,6 +478,23 @@ mod tests {
         assert_eq!(c.ioc.lists.len(), 2);
         assert_eq!(c.ioc.lists[0].format, levee_ioc::Format::SpamhausDrop);
         assert_eq!(c.ioc.lists[1].format, levee_ioc::Format::Auto);
+        let m = &c.mitigation;
+        assert!(m.enabled && !m.dry_run);
+        assert_eq!(m.ttl, Duration::from_secs(600));
+        assert_eq!(m.allowlist.len(), 2);
+        assert_eq!(m.guard.max_drop, 0.9);
+        assert_eq!(m.profiles.get(levee_packet::Family::HttpFlood).len(), 1);
+        assert_eq!(
+            m.profiles.get(levee_packet::Family::DnsAmplification).len(),
+            1,
+            "defaults kept"
+        );
+        assert_eq!(
+            c.uplink.server.as_deref(),
+            Some("https://levee.example.com:8443")
+        );
+        assert_eq!(c.uplink.queue_events, 2_000);
+        assert!(c.uplink.server_fingerprint.is_some());
         // Every key the reader knows appears in the example (uncommented).
         for key in [
             "node",
@@ -442,6 +522,21 @@ mod tests {
             "name",
             "path",
             "format",
+            "dry_run",
+            "executor",
+            "allowlist",
+            "protected",
+            "max_rules",
+            "ttl",
+            "netdev_ingress",
+            "audit_file",
+            "max_drop",
+            "grace",
+            "min_pps",
+            "syn_flood",
+            "server",
+            "server_fingerprint",
+            "queue_events",
         ] {
             assert!(
                 text.lines()
@@ -497,6 +592,25 @@ mod tests {
             text.contains("expected a duration from 100ms to 1m, found \"5ms\""),
             "{text}"
         );
+    }
+
+    #[test]
+    fn mitigation_problems_name_their_keys() {
+        let e = load("[mitigation]\nenabeld = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mitigation") && e.contains("enabeld"), "{e}");
+        let e = load("[mitigation]\nttl = \"0s\"\nmax_rules = 0\n[mitigation.profiles]\nsyn_flood = [{ action = \"rate_limit\" }]\n")
+            .unwrap_err()
+            .to_string();
+        for key in [
+            "mitigation.ttl",
+            "mitigation.max_rules",
+            "mitigation.profiles.syn_flood[0].pps",
+        ] {
+            assert!(e.contains(key), "{key} missing in {e}");
+        }
+        assert!(!load("").unwrap().mitigation.enabled, "off by default");
     }
 
     #[test]

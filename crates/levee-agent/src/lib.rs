@@ -15,8 +15,9 @@ pub mod sink;
 pub mod state;
 pub mod ticker;
 pub mod tomlread;
+pub mod uplink_config;
 pub mod visibility;
 pub mod watch;
 
 pub use config::{AgentConfig, ConfigError, Overrides};
-pub use runtime::{Agent, TickResult, TickSource};
+pub use runtime::{Agent, Observer, TickResult, TickSource};

@@ -35,6 +35,17 @@ pub trait TickSource {
     fn tick(&mut self) -> TickResult;
 }
 
+/// Watches the loop: every event emitted and every tick's rates (with the
+/// detector, for its baselines). Used to feed the uplink to the server.
+/// Implementations must return at once (hand over to a channel): the loop
+/// never waits for them.
+pub trait Observer {
+    fn event(&mut self, _event: &Event) {}
+    fn tick(&mut self, _obs: &TickObservation, _detector: &Detector) {}
+    /// The loop has ended (after `agent_stopped`).
+    fn stopped(&mut self) {}
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
@@ -73,6 +84,9 @@ pub struct Agent {
     last_errors: Vec<(String, String)>,
     /// Classification from another view (flow and mirror modes).
     enricher: Option<Box<dyn IncidentEnricher>>,
+    /// On-node mitigation (off unless [`Agent::with_mitigation`]).
+    mitigation: Option<levee_mitigate::MitigationEngine>,
+    observers: Vec<Box<dyn Observer>>,
 }
 
 impl Agent {
@@ -97,12 +111,47 @@ impl Agent {
             vis,
             last_errors: Vec::new(),
             enricher: None,
+            mitigation: None,
+            observers: Vec::new(),
         })
     }
 
     /// Classifies incidents with `e` too (flow and mirror modes).
     pub fn with_enricher(mut self, e: Box<dyn IncidentEnricher>) -> Self {
         self.enricher = Some(e);
+        self
+    }
+
+    /// Mitigates incidents on this node: applies rules when one starts,
+    /// keeps them while it lasts, removes them when it ends; reconciles the
+    /// kernel at start and removes everything at stop.
+    pub fn with_mitigation(mut self, engine: levee_mitigate::MitigationEngine) -> Self {
+        self.mitigation = Some(engine);
+        self
+    }
+
+    /// Runs one mitigation call and emits its events, stamped `now` plus the
+    /// time the call took (the rules were in place by then).
+    fn mitigate(
+        &mut self,
+        now: i64,
+        call: impl FnOnce(&mut levee_mitigate::MitigationEngine, i64) -> Vec<EventBody>,
+    ) -> Result<(), RunError> {
+        let Some(engine) = self.mitigation.as_mut() else {
+            return Ok(());
+        };
+        let t0 = Instant::now();
+        let events = call(engine, now);
+        let ts = now + t0.elapsed().as_millis() as i64;
+        for e in events {
+            self.emit(ts, e)?;
+        }
+        Ok(())
+    }
+
+    /// Adds an observer of events and ticks (e.g. the uplink to the server).
+    pub fn with_observer(mut self, observer: Box<dyn Observer>) -> Self {
+        self.observers.push(observer);
         self
     }
 
@@ -146,7 +195,11 @@ impl Agent {
 
     fn emit(&mut self, unix_ms: i64, body: EventBody) -> Result<(), RunError> {
         let ev = Event::new(unix_ms, self.cfg.node.clone(), body);
-        Ok(self.sink.emit(&ev)?)
+        self.sink.emit(&ev)?;
+        for o in &mut self.observers {
+            o.event(&ev);
+        }
+        Ok(())
     }
 
     /// Loads the saved baseline; returns the per-second samples restored.
@@ -226,9 +279,12 @@ impl Agent {
             for out in self.detector.observe(&obs) {
                 self.on_output(obs.unix_ms, out)?;
             }
+            for o in &mut self.observers {
+                o.tick(&obs, &self.detector);
+            }
         }
         self.vis.rotate(now);
-        Ok(())
+        self.mitigate(now, |m, t| m.tick(t))
     }
 
     /// Emits one detector output, classified by the packet view.
@@ -242,7 +298,11 @@ impl Agent {
                 if let Some(e) = self.enricher.as_mut() {
                     e.started(&mut i, now);
                 }
+                let to_mitigate = self.mitigation.is_some().then(|| i.clone());
                 self.emit(now, EventBody::IncidentStarted(i))?;
+                if let Some(i) = to_mitigate {
+                    self.mitigate(now, |m, t| m.on_incident_started(&i, t))?;
+                }
                 // After the event: the capture file is evidence, not detection.
                 if let Some(job) = pcap {
                     match self.vis.write_pcap(&job) {
@@ -278,7 +338,9 @@ impl Agent {
                 if let Some(e) = self.enricher.as_mut() {
                     e.resolved(&mut info);
                 }
-                self.emit(now, EventBody::IncidentResolved { info, summary })
+                let id = info.incident_id.clone();
+                self.emit(now, EventBody::IncidentResolved { info, summary })?;
+                self.mitigate(now, |m, t| m.on_incident_resolved(&id, t))
             }
         }
     }
@@ -298,6 +360,8 @@ impl Agent {
                 interfaces: first.interfaces.clone(),
             },
         )?;
+        // Rules a previous run left behind (crash, SIGKILL) go first.
+        self.mitigate(unix_now_ms(), |m, t| m.reconcile(t))?;
         self.handle(first)?;
         let mut ticker = crate::ticker::Ticker::new(self.cfg.tick);
         let mut last_save = Instant::now();
@@ -333,12 +397,16 @@ impl Agent {
             Visibility::disabled(self.cfg.capture.clone(), &self.cfg.state_dir),
         );
         vis.join();
+        self.mitigate(unix_now_ms(), |m, t| m.shutdown(t))?;
         self.emit(
             unix_now_ms(),
             EventBody::AgentStopped {
                 reason: reason.to_string(),
             },
         )?;
+        for o in &mut self.observers {
+            o.stopped();
+        }
         Ok(())
     }
 }
@@ -384,6 +452,15 @@ mod tests {
     }
 
     fn run(dir: &std::path::Path, rates: Vec<f64>, warmup_s: u64) -> Vec<serde_json::Value> {
+        run_with(dir, rates, warmup_s, None)
+    }
+
+    fn run_with(
+        dir: &std::path::Path,
+        rates: Vec<f64>,
+        warmup_s: u64,
+        mitigation: Option<levee_mitigate::MitigationEngine>,
+    ) -> Vec<serde_json::Value> {
         let o = Overrides {
             tick: Some(Duration::from_millis(100)),
             baseline_warmup: Some(Duration::from_secs(warmup_s)),
@@ -403,6 +480,10 @@ mod tests {
             5,
         )
         .unwrap();
+        let agent = match mitigation {
+            Some(m) => agent.with_mitigation(m),
+            None => agent,
+        };
         agent.run(Some(n)).unwrap();
         std::fs::read_to_string(dir.join("events.jsonl"))
             .unwrap()
@@ -415,6 +496,61 @@ mod tests {
         evs.iter()
             .map(|e| e["event"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// The mitigation hook: reconcile at start, rules with the incident,
+    /// removal at its end, each as events in order.
+    #[test]
+    fn incidents_are_mitigated_through_the_hook() {
+        use levee_mitigate::testing::Fake;
+        let dir = tempfile::tempdir().unwrap();
+        let nft = Fake::new(levee_mitigate::ExecutorKind::Nftables);
+        nft.k()
+            .leftovers
+            .push((uuid::Uuid::from_u128(7), "rule of a dead agent".into()));
+        let host = levee_mitigate::host::HostInfo {
+            addresses: vec![levee_mitigate::host::HostAddr {
+                interface: "eth0".into(),
+                addr: "10.0.0.2".parse().unwrap(),
+                prefix_len: 24,
+                scope: "global".into(),
+            }],
+            gateways: vec![],
+        };
+        let cfg = levee_mitigate::MitigationConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        let engine = levee_mitigate::MitigationEngine::new(
+            cfg,
+            host,
+            vec![Box::new(nft.clone())],
+            None,
+            Default::default(),
+        )
+        .unwrap();
+        let mut rates = vec![3_000.0; 30];
+        rates.extend(vec![300_000.0; 20]);
+        rates.extend(vec![3_000.0; 20]);
+        let evs = run_with(dir.path(), rates, 2, Some(engine));
+        let k = kinds(&evs);
+        let pos = |e: &str| {
+            k.iter()
+                .position(|x| x == e)
+                .unwrap_or_else(|| panic!("no {e} in {k:?}"))
+        };
+        assert!(pos("agent_started") < pos("mitigation_reconciled"));
+        assert!(pos("incident_started") < pos("mitigation_previewed"));
+        assert!(pos("mitigation_previewed") < pos("mitigation_applied"));
+        assert!(pos("incident_resolved") < pos("mitigation_rolled_back"));
+        let applied = &evs[pos("mitigation_applied")];
+        assert_eq!(
+            applied["incident_id"],
+            evs[pos("incident_started")]["incident_id"]
+        );
+        assert_eq!(applied["executor"], "nftables");
+        assert!(nft.k().applied.is_empty(), "rules removed at resolve");
+        assert!(nft.k().leftovers.is_empty(), "leftovers reconciled");
     }
 
     #[test]
@@ -459,5 +595,79 @@ mod tests {
             kinds(&evs2).iter().any(|e| e == "baseline_ready"),
             "warm at once after restore"
         );
+    }
+
+    #[derive(Default)]
+    struct Seen {
+        events: Vec<String>,
+        ticks: usize,
+        thresholds_known: usize,
+        stopped: bool,
+    }
+
+    struct Recorder(Arc<std::sync::Mutex<Seen>>);
+
+    impl Observer for Recorder {
+        fn event(&mut self, e: &Event) {
+            self.0.lock().unwrap().events.push(e.to_json_line());
+        }
+        fn tick(&mut self, obs: &TickObservation, d: &Detector) {
+            let mut s = self.0.lock().unwrap();
+            s.ticks += 1;
+            let key = levee_model::SeriesKey::new(
+                levee_model::Target::Interface(obs.interfaces[0].name.clone()),
+                levee_model::Metric::RxPps,
+            );
+            if d.threshold_of(&key).is_some() {
+                s.thresholds_known += 1;
+            }
+        }
+        fn stopped(&mut self) {
+            self.0.lock().unwrap().stopped = true;
+        }
+    }
+
+    #[test]
+    fn observers_see_every_event_and_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            tick: Some(Duration::from_millis(100)),
+            baseline_warmup: Some(Duration::from_secs(1)),
+            state_dir: Some(dir.path().to_path_buf()),
+            node: Some("t".into()),
+            ..Default::default()
+        };
+        let cfg = AgentConfig::from_parts(None, None, &o).unwrap();
+        let sink = EventSink::open(&cfg.events_file, None).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
+        let agent = Agent::new(
+            cfg,
+            Box::new(Script {
+                rates: vec![3_000.0; 40],
+                i: 0,
+            }),
+            sink,
+            Arc::new(AtomicBool::new(false)),
+            5,
+        )
+        .unwrap()
+        .with_observer(Box::new(Recorder(seen.clone())));
+        agent.run(Some(40)).unwrap();
+        let s = seen.lock().unwrap();
+        let log: Vec<String> = std::fs::read_to_string(dir.path().join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        assert_eq!(s.events, log, "the observer sees exactly what is logged");
+        assert_eq!(
+            s.ticks, 39,
+            "every tick with rates (the first read has none)"
+        );
+        assert!(
+            s.thresholds_known > 0,
+            "baselines are visible through the detector"
+        );
+        assert!(s.stopped);
     }
 }

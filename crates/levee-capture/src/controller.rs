@@ -88,7 +88,9 @@ impl SamplingController {
         }
         let line = observed * f64::from(self.rate);
         let ideal = (line / budget).ceil();
-        let lo = (self.rate / self.cfg.max_down).max(1);
+        // Rounded up: N / max_down floored would let N shrink by more than
+        // max_down (11 / 4 = 2, a factor 5.5).
+        let lo = self.rate.div_ceil(self.cfg.max_down).max(1);
         let hi = self
             .rate
             .saturating_mul(self.cfg.max_up)
@@ -132,6 +134,15 @@ mod tests {
         }
         // Steady: unchanged.
         assert_eq!(c.observe(line / 100.0), 100);
+    }
+
+    /// Regression (proptest found it: [210169.8, NaN]): from N = 11 a
+    /// silent interval may shrink N by at most max_down (4), to 3, not 2.
+    #[test]
+    fn shrinking_rounds_up() {
+        let mut c = ctl(20_000.0);
+        assert_eq!(c.observe(210_169.8), 11);
+        assert_eq!(c.observe(f64::NAN), 3);
     }
 
     #[test]

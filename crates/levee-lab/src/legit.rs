@@ -104,27 +104,9 @@ impl Lab {
         let ip = self.victim_ip().to_string();
         let port = IPERF_PORT.to_string();
         let server_args = strings(&["iperf3", "-s", "-1", "-B", &ip, "-p", &port]);
-        let mut server = GroupChild::spawn(bounded_in(
-            self,
-            Ns::Victim,
-            duration + Duration::from_secs(10),
-            &server_args,
-        ))?;
-        wait_listening(self, IPERF_PORT, &mut server)?;
         let secs = duration.as_secs().max(1).to_string();
         let client_args = strings(&["iperf3", "-c", &ip, "-p", &port, "-t", &secs]);
-        let client = GroupChild::spawn(bounded_in(
-            self,
-            Ns::Attacker,
-            duration + Duration::from_secs(5),
-            &client_args,
-        ))?;
-        Ok(LegitLoad {
-            children: vec![server, client],
-            client_duration: duration + Duration::from_secs(1),
-            started: Instant::now(),
-            _dir: None,
-        })
+        self.server_and_client(duration, &server_args, IPERF_PORT, &client_args, None)
     }
 
     /// nginx in the victim namespace answering `200 ok`, and wrk sending
@@ -154,13 +136,6 @@ impl Lab {
             "-c",
             &conf_path.display().to_string(),
         ]);
-        let mut server = GroupChild::spawn(bounded_in(
-            self,
-            Ns::Victim,
-            duration + Duration::from_secs(10),
-            &server_args,
-        ))?;
-        wait_listening(self, HTTP_PORT, &mut server)?;
         let secs = format!("{}s", duration.as_secs().max(1));
         let conns = connections.max(1).to_string();
         let client_args = strings(&[
@@ -173,17 +148,37 @@ impl Lab {
             &secs,
             &format!("http://{ip}:{HTTP_PORT}/"),
         ]);
+        self.server_and_client(duration, &server_args, HTTP_PORT, &client_args, Some(dir))
+    }
+
+    /// Starts the server in the victim namespace, waits until it listens on
+    /// `port`, then starts the client in the attacker's for `duration`.
+    fn server_and_client(
+        &self,
+        duration: Duration,
+        server_args: &[String],
+        port: u16,
+        client_args: &[String],
+        dir: Option<tempfile::TempDir>,
+    ) -> Result<LegitLoad> {
+        let mut server = GroupChild::spawn(bounded_in(
+            self,
+            Ns::Victim,
+            duration + Duration::from_secs(10),
+            server_args,
+        ))?;
+        wait_listening(self, port, &mut server)?;
         let client = GroupChild::spawn(bounded_in(
             self,
             Ns::Attacker,
             duration + Duration::from_secs(5),
-            &client_args,
+            client_args,
         ))?;
         Ok(LegitLoad {
             children: vec![server, client],
             client_duration: duration + Duration::from_secs(1),
             started: Instant::now(),
-            _dir: Some(dir),
+            _dir: dir,
         })
     }
 }

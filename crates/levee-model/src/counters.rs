@@ -38,6 +38,7 @@ pub struct ProtoCounters {
 
 /// TCP connection counts by state (a gauge, not a counter), from NETLINK_SOCK_DIAG.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnCounts {
     pub established: u64,
     pub syn_recv: u64,
@@ -62,6 +63,7 @@ pub struct RawSample {
 
 /// Per-second rates of one interface over one tick.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InterfaceRates {
     pub name: String,
     pub rx_pps: f64,
@@ -76,8 +78,12 @@ pub struct InterfaceRates {
 /// Per-second rates of one IP or prefix of the monitored networks (flow and
 /// mirror modes), scaled by the sampling rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TargetRates {
-    /// [`crate::Target::Ip`] or [`crate::Target::Prefix`].
+    /// [`crate::Target::Ip`] or [`crate::Target::Prefix`]:
+    /// `{"kind": "ip", "name": "203.0.113.7"}` or
+    /// `{"kind": "prefix", "name": "203.0.113.0/24"}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub target: crate::Target,
     pub pps: f64,
     /// Bits per second.
@@ -101,6 +107,7 @@ fn alertable() -> bool {
 /// What the detector sees each tick: rates over the tick that ended at `unix_ms`.
 /// Recorded streams of these replay deterministically through the detector.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TickObservation {
     /// End of the tick, milliseconds since the Unix epoch.
     pub unix_ms: i64,

@@ -3,26 +3,43 @@
 //! This is Levee's external interface (BRIEF, "External interface"): every event
 //! has `ts` (RFC 3339 UTC with milliseconds), `event` and `node`. Fields are only
 //! ever added, never renamed or removed, because users' scripts parse them.
+//!
+//! Every event made by [`Event::new`] carries a unique `event_id` (UUIDv7, so
+//! ids sort by creation time): the server deduplicates by it when an agent
+//! replays its offline queue. Events read back from logs written before the
+//! field existed have none.
 
 use crate::timefmt::rfc3339_millis;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// An event with its envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub ts: String,
     pub node: String,
+    /// Unique id of this event (UUIDv7); `None` only for events from old logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
     #[serde(flatten)]
     pub body: EventBody,
 }
 
 impl Event {
+    /// A new event with a fresh UUIDv7 `event_id`.
     pub fn new(unix_ms: i64, node: impl Into<String>, body: EventBody) -> Self {
         Event {
             ts: rfc3339_millis(unix_ms),
             node: node.into(),
+            event_id: Some(Uuid::now_v7()),
             body,
         }
+    }
+
+    /// The event's id, minting one if it has none (events from old logs), so
+    /// every event that leaves the node can be deduplicated.
+    pub fn ensure_id(&mut self) -> Uuid {
+        *self.event_id.get_or_insert_with(Uuid::now_v7)
     }
 
     /// The event as one line of JSON (no trailing newline).
@@ -83,6 +100,38 @@ pub enum EventBody {
     AgentStopped {
         reason: String,
     },
+    /// A mitigation was rendered: `rule` is exactly what will be applied
+    /// (or, in dry-run mode, what would be).
+    MitigationPreviewed(MitigationInfo),
+    /// The tool accepted the rule.
+    MitigationApplied {
+        #[serde(flatten)]
+        info: MitigationInfo,
+        /// Time the tool took to put the rule in place, in milliseconds.
+        apply_ms: f64,
+    },
+    /// The rule was removed: the incident ended, its TTL passed
+    /// (`expired: true`), the collateral-damage guard tripped, or the agent
+    /// stopped; `reason` says which.
+    MitigationRolledBack {
+        #[serde(flatten)]
+        info: MitigationInfo,
+        reason: String,
+        #[serde(default)]
+        expired: bool,
+    },
+    /// Refused, or the tool failed to apply, verify or remove it.
+    MitigationFailed {
+        #[serde(flatten)]
+        info: MitigationInfo,
+        error: String,
+    },
+    /// Objects of Levee's found in the kernel without a live mitigation
+    /// behind them (left by a crash) were removed.
+    MitigationReconciled {
+        executor: String,
+        removed: Vec<String>,
+    },
 }
 
 impl EventBody {
@@ -96,6 +145,11 @@ impl EventBody {
             EventBody::IncidentVectorChanged { .. } => "incident_vector_changed",
             EventBody::SourceError { .. } => "source_error",
             EventBody::AgentStopped { .. } => "agent_stopped",
+            EventBody::MitigationPreviewed(_) => "mitigation_previewed",
+            EventBody::MitigationApplied { .. } => "mitigation_applied",
+            EventBody::MitigationRolledBack { .. } => "mitigation_rolled_back",
+            EventBody::MitigationFailed { .. } => "mitigation_failed",
+            EventBody::MitigationReconciled { .. } => "mitigation_reconciled",
         }
     }
 }
@@ -173,6 +227,28 @@ pub struct IncidentDetails {
     pub members: Option<u64>,
 }
 
+/// The fields every mitigation event carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MitigationInfo {
+    pub mitigation_id: String,
+    pub incident_id: String,
+    /// `nftables`, `iptables`, `ipset`, `tc`, `route`, `sysctl`, `ufw`,
+    /// `firewalld`, `csf`, `xdp`.
+    pub executor: String,
+    /// The exact text applied: commands, one per line, with standard input
+    /// (an nft ruleset batch) as a here-document.
+    pub rule: String,
+    /// What the rule does, e.g. `rate_limit(2000 pps, burst 500)`.
+    pub action: String,
+    /// The incident's target (interface, `host` or address).
+    pub target: String,
+    /// Lifetime of the rule in seconds (kernel-enforced where the tool can).
+    pub ttl_s: u64,
+    /// True when nothing is applied (dry-run mode).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
 /// One metric of an incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentMetric {
@@ -232,10 +308,63 @@ mod tests {
         assert_eq!(v["node"], "web1");
         assert_eq!(v["incident_id"], "0192f0c4-0000-7000-8000-000000000000");
         assert_eq!(v["ratio"], 150.0);
+        let id = v["event_id"].as_str().expect("event_id is a string");
+        assert_eq!(Uuid::parse_str(id).unwrap().get_version_num(), 7);
         assert!(
             v.get("family").is_none(),
             "absent classification is omitted"
         );
+    }
+
+    #[test]
+    fn mitigation_events_carry_the_external_fields() {
+        let info = MitigationInfo {
+            mitigation_id: "m1".into(),
+            incident_id: "i1".into(),
+            executor: "nftables".into(),
+            rule: "nft -f - <<'EOF'\nadd table inet levee\nEOF".into(),
+            action: "drop".into(),
+            target: "eth0".into(),
+            ttl_s: 600,
+            dry_run: false,
+        };
+        let bodies = [
+            EventBody::MitigationPreviewed(info.clone()),
+            EventBody::MitigationApplied {
+                info: info.clone(),
+                apply_ms: 4.2,
+            },
+            EventBody::MitigationRolledBack {
+                info: info.clone(),
+                reason: "incident resolved".into(),
+                expired: false,
+            },
+            EventBody::MitigationFailed {
+                info,
+                error: "nft: syntax error".into(),
+            },
+        ];
+        for b in bodies {
+            let e = Event::new(0, "n", b);
+            let line = e.to_json_line();
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["event"], e.kind());
+            for k in ["mitigation_id", "incident_id", "executor", "rule"] {
+                assert!(v.get(k).is_some(), "{k} missing in {line}");
+            }
+            assert!(v.get("dry_run").is_none(), "false dry_run is omitted");
+            let back: Event = serde_json::from_str(&line).unwrap();
+            assert_eq!(back, e);
+        }
+        let r = Event::new(
+            0,
+            "n",
+            EventBody::MitigationReconciled {
+                executor: "nftables".into(),
+                removed: vec!["nft table inet levee".into()],
+            },
+        );
+        assert_eq!(r.kind(), "mitigation_reconciled");
     }
 
     #[test]
@@ -258,5 +387,22 @@ mod tests {
         let back: Event = serde_json::from_str(&line).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.kind(), "incident_resolved");
+    }
+
+    #[test]
+    fn event_ids_are_unique_and_old_lines_still_parse() {
+        let a = Event::new(0, "n", EventBody::BaselineReady { series: 1 });
+        let b = Event::new(0, "n", EventBody::BaselineReady { series: 1 });
+        assert_ne!(a.event_id, b.event_id);
+        let old =
+            r#"{"ts":"1970-01-01T00:00:00.000Z","node":"n","event":"baseline_ready","series":1}"#;
+        let mut e: Event = serde_json::from_str(old).unwrap();
+        assert_eq!(e.event_id, None);
+        assert!(
+            !e.to_json_line().contains("event_id"),
+            "no id is invented on output"
+        );
+        let id = e.ensure_id();
+        assert_eq!(e.ensure_id(), id, "ensure_id is stable");
     }
 }

@@ -16,5 +16,6 @@ pub use counters::{
 };
 pub use event::{
     Event, EventBody, IncidentDetails, IncidentInfo, IncidentMetric, IncidentResolvedSummary,
+    MitigationInfo,
 };
 pub use metric::{Metric, SeriesKey, Target};

@@ -59,7 +59,10 @@ impl SockDiagConnCounter {
         Ok(SockDiagConnCounter {
             socket: Some(open_socket()?),
             buf: vec![0; RECV_BUF_LEN],
-            requests: [dump_request(AF_INET), dump_request(AF_INET6)],
+            requests: [
+                dump_request(AF_INET, ExtensionFlags::empty(), StateFlags::all()),
+                dump_request(AF_INET6, ExtensionFlags::empty(), StateFlags::all()),
+            ],
             seq: 0,
         })
     }
@@ -73,7 +76,7 @@ impl SockDiagConnCounter {
                 &mut self.requests[i],
                 &mut self.buf,
                 self.seq,
-                &mut counts,
+                &mut |r| tally(r, &mut counts),
             );
             match result {
                 Ok(()) => {}
@@ -105,7 +108,9 @@ impl ConnCounter for SockDiagConnCounter {
     }
 }
 
-fn open_socket() -> Result<Socket, SourceError> {
+/// A connected NETLINK_SOCK_DIAG socket with a receive timeout (also used
+/// by other crates' sock_diag dumps, e.g. the mitigation guard's meter).
+pub fn open_socket() -> Result<Socket, SourceError> {
     let mut socket = Socket::new(NETLINK_SOCK_DIAG)
         .map_err(|e| SourceError::netlink("opening a NETLINK_SOCK_DIAG socket", e))?;
     socket
@@ -144,10 +149,10 @@ fn set_recv_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
     }
 }
 
-/// An inet_diag dump request for every TCP socket of `family`, without
-/// extensions: we only need the state, and attributes would multiply the bytes
-/// the kernel copies per socket.
-fn dump_request(family: u8) -> Vec<u8> {
+/// An inet_diag dump request for the TCP sockets of `family` in `states`,
+/// with `extensions` (the counter asks for none: it only needs the state,
+/// and attributes would multiply the bytes the kernel copies per socket).
+pub fn dump_request(family: u8, extensions: ExtensionFlags, states: StateFlags) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     let mut msg = NetlinkMessage::new(
@@ -155,8 +160,8 @@ fn dump_request(family: u8) -> Vec<u8> {
         SockDiagMessage::InetRequest(InetRequest {
             family,
             protocol: IPPROTO_TCP,
-            extensions: ExtensionFlags::empty(),
-            states: StateFlags::all(),
+            extensions,
+            states,
             socket_id: if family == AF_INET {
                 SocketId::new_v4()
             } else {
@@ -171,13 +176,15 @@ fn dump_request(family: u8) -> Vec<u8> {
     buf
 }
 
-/// Sends one dump request and tallies every reply until NLMSG_DONE.
-fn dump(
+/// Sends one dump request (made by [`dump_request`]) and hands every
+/// socket's `inet_diag_msg` (with its attributes) to `on_socket` until
+/// NLMSG_DONE.
+pub fn dump(
     socket: &Socket,
     request: &mut [u8],
     buf: &mut [u8],
     seq: u32,
-    counts: &mut ConnCounts,
+    on_socket: &mut dyn FnMut(InetResponseBuffer<&[u8]>),
 ) -> Result<(), SourceError> {
     NetlinkBuffer::new(&mut *request).set_sequence_number(seq);
     socket
@@ -204,7 +211,7 @@ fn dump(
                 buf.len()
             )));
         }
-        if tally_datagram(&buf[..n], seq, counts)? == Progress::Done {
+        if walk_datagram(&buf[..n], seq, on_socket)? == Progress::Done {
             return Ok(());
         }
     }
@@ -216,13 +223,34 @@ pub(crate) enum Progress {
     Done,
 }
 
-/// Counts the sockets in one datagram of a dump reply. Pure, so the decoding is
-/// tested without a kernel. Messages with another sequence number are leftovers
-/// of an earlier request and are skipped.
+/// Counts one socket by state.
+fn tally(r: InetResponseBuffer<&[u8]>, counts: &mut ConnCounts) {
+    counts.total += 1;
+    match r.state() {
+        TCP_ESTABLISHED => counts.established += 1,
+        TCP_SYN_RECV => counts.syn_recv += 1,
+        TCP_TIME_WAIT => counts.time_wait += 1,
+        _ => {}
+    }
+}
+
+/// Counts the sockets in one datagram of a dump reply.
+#[cfg(test)]
 pub(crate) fn tally_datagram(
     datagram: &[u8],
     seq: u32,
     counts: &mut ConnCounts,
+) -> Result<Progress, SourceError> {
+    walk_datagram(datagram, seq, &mut |r| tally(r, counts))
+}
+
+/// Hands every socket in one datagram of a dump reply to `on_socket`. Pure,
+/// so the decoding is tested without a kernel. Messages with another
+/// sequence number are leftovers of an earlier request and are skipped.
+pub(crate) fn walk_datagram(
+    datagram: &[u8],
+    seq: u32,
+    on_socket: &mut dyn FnMut(InetResponseBuffer<&[u8]>),
 ) -> Result<Progress, SourceError> {
     let mut offset = 0;
     while offset < datagram.len() {
@@ -237,13 +265,7 @@ pub(crate) fn tally_datagram(
                     let r = InetResponseBuffer::new_checked(msg.payload()).map_err(|e| {
                         SourceError::Protocol(format!("inet_diag_msg at offset {offset}: {e}"))
                     })?;
-                    counts.total += 1;
-                    match r.state() {
-                        TCP_ESTABLISHED => counts.established += 1,
-                        TCP_SYN_RECV => counts.syn_recv += 1,
-                        TCP_TIME_WAIT => counts.time_wait += 1,
-                        _ => {}
-                    }
+                    on_socket(r);
                 }
                 NLMSG_DONE => {
                     // A dump that failed midway ends with DONE carrying -errno.
@@ -385,7 +407,7 @@ mod tests {
     #[test]
     fn requests_are_well_formed() {
         for family in [AF_INET, AF_INET6] {
-            let r = dump_request(family);
+            let r = dump_request(family, ExtensionFlags::empty(), StateFlags::all());
             let b = NetlinkBuffer::new_checked(&r[..]).unwrap();
             assert_eq!(b.length() as usize, r.len());
             assert_eq!(b.message_type(), SOCK_DIAG_BY_FAMILY);

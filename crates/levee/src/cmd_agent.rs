@@ -49,6 +49,24 @@ pub struct AgentArgs {
     /// networks.monitored_networks (see docs/flows.md).
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
     mode: Option<Mode>,
+    /// The Levee server to report to (with --enroll the first time).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// One-time enrollment token from the server (POST /api/v1/enrollment-tokens).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "LEVEE_ENROLL_TOKEN",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    enroll: Option<String>,
+    /// The server certificate's fingerprint to pin (as `levee server` prints it).
+    #[arg(long, value_name = "SHA256")]
+    server_fingerprint: Option<levee_proto::Fingerprint>,
+    /// Do not report to the server, even when enrolled.
+    #[arg(long)]
+    no_uplink: bool,
     /// Print the effective configuration and exit.
     #[arg(long)]
     print_config: bool,
@@ -69,12 +87,21 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
         state_dir: a.state_dir,
         no_capture: a.no_capture,
         mode: a.mode,
+        server: a.server,
+        server_fingerprint: a.server_fingerprint,
+        no_uplink: a.no_uplink,
     };
     let cfg = AgentConfig::load(a.config.as_deref(), &overrides)?;
     if a.print_config {
         println!("{cfg:#?}");
         return Ok(());
     }
+    run_agent(cfg, a.enroll.as_deref())
+}
+
+/// Runs the agent on `cfg` until SIGTERM/SIGINT, enrolling first with `enroll`
+/// (also used by `levee up`).
+pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     tracing::info!(
         node = %cfg.node,
         tick = %humantime::format_duration(cfg.tick),
@@ -84,13 +111,16 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
         config = %cfg.source.as_ref().map_or("(defaults)".to_string(), |p| p.display().to_string()),
         "levee agent starting"
     );
+    // Enrollment problems stop the agent before any thread starts.
+    let uplink = crate::uplink_glue::prepare(&cfg, enroll)?;
     let flags = crate::signals::install()?;
     if cfg.netmode.mode != Mode::Host {
-        return run_netmode(cfg, flags);
+        return run_netmode(cfg, flags, uplink);
     }
     let source = KernelTicks::new(&cfg).context("opening the kernel counter sources")?;
     let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
     let vis = start_visibility(&cfg, &flags.stop)?;
+    let mitigation = start_mitigation(&cfg)?;
     let agent = Agent::new(
         cfg,
         Box::new(source),
@@ -100,12 +130,34 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
     )?
     .with_visibility(vis)
     .with_reload_flag(flags.reload);
-    agent.run(None)?;
+    attach(agent, mitigation, uplink).run(None)?;
     Ok(())
 }
 
+/// The agent with on-node mitigation and the uplink to the server, when
+/// configured: the same in every mode.
+fn attach(
+    mut agent: Agent,
+    mitigation: Option<levee_mitigate::MitigationEngine>,
+    uplink: Option<levee_uplink::UplinkHandle>,
+) -> Agent {
+    if let Some(engine) = mitigation {
+        agent = agent.with_mitigation(engine);
+    }
+    if let Some(up) = uplink {
+        agent = agent.with_observer(Box::new(crate::uplink_glue::UplinkObserver::new(up)));
+    }
+    agent
+}
+
 /// Flow or mirror mode: per-IP detection on the monitored networks.
-fn run_netmode(cfg: AgentConfig, flags: crate::signals::Flags) -> anyhow::Result<()> {
+/// Incidents on IPs and prefixes are mitigated and reported like any other.
+fn run_netmode(
+    cfg: AgentConfig,
+    flags: crate::signals::Flags,
+    uplink: Option<levee_uplink::UplinkHandle>,
+) -> anyhow::Result<()> {
+    let mitigation = start_mitigation(&cfg)?;
     let (ticks, enricher) = levee_agent::netmode::start(&cfg, &flags.stop)
         .with_context(|| format!("starting {} mode", cfg.netmode.mode.name()))?;
     tracing::info!(
@@ -123,8 +175,31 @@ fn run_netmode(cfg: AgentConfig, flags: crate::signals::Flags) -> anyhow::Result
         levee_agent::runtime::random_seed(),
     )?
     .with_enricher(Box::new(enricher));
-    agent.run(None)?;
+    attach(agent, mitigation, uplink).run(None)?;
     Ok(())
+}
+
+/// The on-node mitigation engine when `[mitigation] enabled = true`. A
+/// configured but unusable executor stops the agent: running unprotected
+/// while the config says otherwise would be worse.
+fn start_mitigation(cfg: &AgentConfig) -> anyhow::Result<Option<levee_mitigate::MitigationEngine>> {
+    if !cfg.mitigation.enabled {
+        return Ok(None);
+    }
+    let engine = levee_mitigate::system::build(
+        cfg.mitigation.clone(),
+        &cfg.state_dir,
+        levee_mitigate::runner::SystemRunner::new(),
+        vec![],
+        levee_agent::runtime::random_seed(),
+    )
+    .context("starting on-node mitigation ([mitigation] enabled = true)")?;
+    tracing::info!(
+        executor = %cfg.mitigation.executor,
+        dry_run = cfg.mitigation.dry_run,
+        "on-node mitigation on"
+    );
+    Ok(Some(engine))
 }
 
 /// The packet sampler on the configured interfaces, and the indicator lists.

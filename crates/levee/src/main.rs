@@ -2,10 +2,15 @@
 //! over to the libraries. Subcommands live in their own modules.
 
 mod cmd_agent;
+mod cmd_audit;
 mod cmd_flow;
+mod cmd_mitigate;
 mod cmd_pcap;
+mod cmd_server;
+mod cmd_up;
 mod cmd_watch;
 mod signals;
+mod uplink_glue;
 
 use clap::{Parser, Subcommand};
 use is_terminal::IsTerminal;
@@ -34,6 +39,16 @@ enum Command {
     /// Work with flow exports (sFlow, NetFlow, IPFIX) offline.
     #[command(subcommand)]
     Flow(cmd_flow::FlowCommand),
+    /// Preview, apply or clean up on-node mitigation rules.
+    #[command(subcommand)]
+    Mitigate(cmd_mitigate::MitigateCommand),
+    /// Check the mitigation audit log.
+    #[command(subcommand)]
+    Audit(cmd_audit::AuditCommand),
+    /// Run the Levee server: REST API, agent ingest, storage, correlation.
+    Server(cmd_server::ServerArgs),
+    /// Server and agent on this host in one go (SQLite, self-signed TLS): the quickest start.
+    Up(cmd_up::UpArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +66,10 @@ fn main() -> std::process::ExitCode {
         Command::Watch(w) => cmd_watch::run(w),
         Command::Pcap(p) => cmd_pcap::run(p),
         Command::Flow(f) => cmd_flow::run(f),
+        Command::Mitigate(m) => cmd_mitigate::run(m),
+        Command::Audit(a) => cmd_audit::run(a),
+        Command::Server(s) => cmd_server::run(s),
+        Command::Up(u) => cmd_up::run(u),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

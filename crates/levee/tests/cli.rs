@@ -25,7 +25,14 @@ fn help_and_version_everywhere() {
     let v = levee(&["--version"]);
     assert!(v.status.success());
     assert!(text(&v).starts_with("levee "), "{}", text(&v));
-    for sub in [&["agent"][..], &["watch"], &["pcap"], &["pcap", "analyze"]] {
+    for sub in [
+        &["agent"][..],
+        &["watch"],
+        &["pcap"],
+        &["pcap", "analyze"],
+        &["server"],
+        &["up"],
+    ] {
         let mut args = sub.to_vec();
         args.push("--help");
         let o = levee(&args);
