@@ -2,10 +2,14 @@
 //! binary listens on 127.0.0.1, NetFlow v9 datagrams built here arrive over
 //! UDP, and the agent reports a per-IP incident (with its family) for a
 //! flood to one IP and a prefix incident for traffic spread thinly over a
-//! /24; the template cache and exporter counters land in the state dir.
+//! /24; the template cache and exporter counters land in the state dir;
+//! enrolled with a `levee server`, its incidents reach the server.
+
+mod common;
 
 use levee_flow::build::{self, Flow};
-use serde_json::Value;
+use levee_proto::Fingerprint;
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +24,10 @@ struct Agent {
 
 impl Agent {
     fn spawn(config: &str, dir: &std::path::Path) -> Agent {
+        Agent::spawn_with(config, dir, &[])
+    }
+
+    fn spawn_with(config: &str, dir: &std::path::Path, extra: &[&str]) -> Agent {
         let cfg = dir.join("agent.toml");
         std::fs::write(&cfg, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_levee"))
@@ -37,6 +45,7 @@ impl Agent {
             ])
             .arg("--state-dir")
             .arg(dir.join("state"))
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::File::create(dir.join("stderr.log")).unwrap(),
@@ -147,6 +156,39 @@ fn send(tx: &UdpSocket, to: SocketAddr, seq: u32, flows: &[Flow]) {
     }
 }
 
+/// 5 s of calm (100 pps of established traffic to 203.0.113.10), then a
+/// SYN flood on 203.0.113.7 from many sources (20 records of 500 SYNs per
+/// 100 ms = 100 kpps) until the agent reports an incident; returns it.
+fn calm_then_flood(agent: &mut Agent, tx: &UdpSocket, to: SocketAddr, seq: &mut u32) -> Value {
+    let web: IpAddr = "203.0.113.10".parse().unwrap();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        *seq += 1;
+        send(tx, to, *seq, &[flow(*seq, web, 10, 0x18)]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        agent
+            .wait(Duration::from_secs(5), |v| v["event"] == "baseline_ready")
+            .is_some(),
+        "no baseline_ready"
+    );
+    let victim: IpAddr = "203.0.113.7".parse().unwrap();
+    let t1 = Instant::now();
+    let mut inc = None;
+    while t1.elapsed() < Duration::from_secs(4) && inc.is_none() {
+        *seq += 1;
+        let flood: Vec<Flow> = (0..20)
+            .map(|i| flow(0xc633_6400 + *seq * 20 + i, victim, 500, 0x02))
+            .collect();
+        send(tx, to, *seq, &flood);
+        inc = agent.wait(Duration::from_millis(100), |v| {
+            v["event"] == "incident_started"
+        });
+    }
+    inc.expect("no incident for the flood")
+}
+
 #[test]
 fn flood_to_one_ip_and_carpet_bombing_are_separate_incidents() {
     let dir = tempfile::tempdir().unwrap();
@@ -162,37 +204,8 @@ fn flood_to_one_ip_and_carpet_bombing_are_separate_incidents() {
         .expect("agent_started");
     assert_eq!(started["node"], "flowtest");
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let web: IpAddr = "203.0.113.10".parse().unwrap();
     let mut seq = 0;
-    // Calm: 100 pps of established traffic to one server, 5 s.
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(5) {
-        seq += 1;
-        send(&tx, to, seq, &[flow(seq, web, 10, 0x18)]);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        agent
-            .wait(Duration::from_secs(5), |v| v["event"] == "baseline_ready")
-            .is_some(),
-        "no baseline_ready"
-    );
-    // A SYN flood on 203.0.113.7 from many sources: 20 records of 500 SYNs
-    // per 100 ms = 100 kpps.
-    let victim: IpAddr = "203.0.113.7".parse().unwrap();
-    let t1 = Instant::now();
-    let mut inc = None;
-    while t1.elapsed() < Duration::from_secs(4) && inc.is_none() {
-        seq += 1;
-        let flood: Vec<Flow> = (0..20)
-            .map(|i| flow(0xc633_6400 + seq * 20 + i, victim, 500, 0x02))
-            .collect();
-        send(&tx, to, seq, &flood);
-        inc = agent.wait(Duration::from_millis(100), |v| {
-            v["event"] == "incident_started"
-        });
-    }
-    let inc = inc.expect("no incident for the flood");
+    let inc = calm_then_flood(&mut agent, &tx, to, &mut seq);
     assert_eq!(inc["target"], "203.0.113.7", "{inc}");
     assert_eq!(inc["family"], "syn_flood", "{inc}");
     assert_eq!(inc["victim"], "203.0.113.7");
@@ -271,4 +284,85 @@ fn flood_to_one_ip_and_carpet_bombing_are_separate_incidents() {
     assert_eq!(status["exporters"][0]["decode_errors"], 0);
     let templates = std::fs::read_to_string(state.join("flow-templates.json")).unwrap();
     assert!(templates.contains("\"id\":256"), "{templates}");
+}
+
+/// Enrolled with a server (`--server`, `--enroll`), a flow-mode agent
+/// reports like a host-mode one: the per-IP incident reaches the server's
+/// API with its target and family.
+#[test]
+fn a_flow_mode_incident_reaches_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", common::free_port());
+    let data = dir.path().join("server");
+    let mut server = common::Proc::spawn(&[
+        "server",
+        "--listen",
+        &listen,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let fp: Fingerprint = server
+        .wait_line("fingerprint:", Duration::from_secs(30))
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let admin = common::last_word(&server.wait_line("admin token", Duration::from_secs(5)));
+    let url = format!("https://{listen}");
+    let enroll = common::post(
+        &format!("{url}/api/v1/enrollment-tokens"),
+        fp,
+        &admin,
+        json!({}),
+    );
+    let port = free_port();
+    let to: SocketAddr = ([127, 0, 0, 1], port).into();
+    let config = format!(
+        "[networks]\nmonitored_networks = [\"203.0.113.0/24\"]\n\
+         [flow]\nlisten = [\"127.0.0.1:{port}\"]\n"
+    );
+    let fp_text = fp.to_string();
+    let agent_dir = dir.path().join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let mut agent = Agent::spawn_with(
+        &config,
+        &agent_dir,
+        &[
+            "--server",
+            &url,
+            "--enroll",
+            enroll["token"].as_str().unwrap(),
+            "--server-fingerprint",
+            &fp_text,
+        ],
+    );
+    agent
+        .wait(Duration::from_secs(10), |v| v["event"] == "agent_started")
+        .expect("agent_started");
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seq = 0;
+    let inc = calm_then_flood(&mut agent, &tx, to, &mut seq);
+    assert_eq!(inc["target"], "203.0.113.7", "{inc}");
+    let id = inc["incident_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let on_server = loop {
+        let all = common::get(&format!("{url}/api/v1/incidents"), fp, &admin);
+        if let Some(i) = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["incident_id"] == id.as_str())
+        {
+            break i.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "incident {id} never reached the server: {all}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(on_server["node"], "flowtest", "{on_server}");
+    assert_eq!(on_server["target"], "203.0.113.7", "{on_server}");
+    assert_eq!(on_server["family"], "syn_flood", "{on_server}");
 }
