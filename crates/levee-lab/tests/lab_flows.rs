@@ -10,9 +10,10 @@
 //! - carpet bombing: UDP to random addresses of a /24 routed to the victim
 //!   (each IP near its floors, which bunched exports push it over now and
 //!   then) must be one incident on the prefix, with no per-IP incidents;
-//! - mirror mode on the victim's veth.
+//! - mirror mode on the victim's veth, with on-node mitigation (nftables in
+//!   the victim namespace) of the per-IP incident.
 //!
-//! Needs root, iproute2, hping3, coreutils, softflowd and pmacct; without
+//! Needs root, iproute2, hping3, coreutils, softflowd, pmacct and nftables; without
 //! them the tests skip loudly, except with `CI=true`, where they fail.
 
 use levee_lab::process::GroupChild;
@@ -246,11 +247,15 @@ fn carpet_bombing_a_slash_24_is_one_prefix_incident() {
     assert!(sf.is_running(), "softflowd died: {}", sf.stderr_text());
 }
 
+/// Mirror mode on the victim's veth, with on-node mitigation on: the
+/// per-IP incident is mitigated like any other (an nftables rule in the
+/// victim namespace, removed when the incident resolves).
 #[test]
-fn mirror_mode_catches_the_flood_per_ip() {
-    let Some(mut run) = Run::start(&[], "mirror", |lab| {
+fn mirror_mode_catches_the_flood_per_ip_and_mitigates_it() {
+    let Some(mut run) = Run::start(&[("nft", "nftables")], "mirror", |lab| {
         format!(
-            "[networks]\nmonitored_networks = [\"{}/32\"]\n[mirror]\ninterface = \"{}\"\n",
+            "[networks]\nmonitored_networks = [\"{}/32\"]\n[mirror]\ninterface = \"{}\"\n\
+             [mitigation]\nenabled = true\nexecutor = \"nftables\"\nttl = \"30s\"\n",
             lab.victim_ip(),
             lab.victim_if()
         )
@@ -267,4 +272,29 @@ fn mirror_mode_catches_the_flood_per_ip() {
     assert_eq!(family(&e), "syn_flood", "{}", e.value);
     assert_eq!(e.str("victim"), Some(victim.as_str()));
     assert!(t0.elapsed() < Duration::from_secs(30));
+    let id = e.str("incident_id").unwrap_or_default().to_string();
+    let applied: Vec<ReceivedEvent> = run
+        .agent
+        .events_of("mitigation_applied")
+        .into_iter()
+        .filter(|m| m.str("incident_id") == Some(id.as_str()))
+        .collect();
+    if !applied.iter().any(|m| {
+        m.str("executor") == Some("nftables")
+            && m.str("rule").is_some_and(|r| r.contains(victim.as_str()))
+    }) {
+        panic!("no nftables rule for {victim}\n{}", run.agent.diagnostics());
+    }
+    for m in &applied {
+        let mid = m.str("mitigation_id").unwrap_or_default().to_string();
+        let back = run.agent.wait_for(Duration::from_secs(10), |r| {
+            r.kind() == "mitigation_rolled_back" && r.str("mitigation_id") == Some(mid.as_str())
+        });
+        assert!(back.is_some(), "mitigation {mid} never rolled back");
+    }
+    let rules = run
+        .lab
+        .exec_in_stdout(Ns::Victim, &["nft", "list", "ruleset"])
+        .unwrap_or_else(|e| panic!("nft list ruleset: {e}"));
+    assert!(!rules.contains("levee"), "left behind:\n{rules}");
 }
