@@ -4,6 +4,7 @@
 //! Every key is documented in `examples/agent.toml`, which a test loads.
 
 use crate::capture_config::{CaptureConfig, IocConfig};
+use crate::netmode::config::{Mode, NetModeConfig};
 use crate::tomlread::{parse_duration_in, ConfigProblem, TableReader};
 use crate::uplink_config::{check_server_url, UplinkSettings};
 use levee_detector::DetectorSettings;
@@ -40,6 +41,8 @@ pub struct AgentConfig {
     pub mitigation: levee_mitigate::MitigationConfig,
     /// Indicator lists matched against incident sources (`[[ioc.lists]]`).
     pub ioc: IocConfig,
+    /// Flow and mirror modes (`agent.mode`, `[networks]`, `[flow]`, `[mirror]`).
+    pub netmode: NetModeConfig,
     /// Reporting to a Levee server (`[uplink]`).
     pub uplink: UplinkSettings,
     /// The file the settings came from, if any.
@@ -58,6 +61,8 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     /// `--no-capture`: counters only, no packet sampler.
     pub no_capture: bool,
+    /// `--mode host|flow|mirror`.
+    pub mode: Option<Mode>,
     /// `--server URL`: the Levee server to enroll with.
     pub server: Option<String>,
     /// `--server-fingerprint`: the certificate to pin at enrollment.
@@ -131,6 +136,7 @@ impl AgentConfig {
             capture: CaptureConfig::default(),
             mitigation: levee_mitigate::MitigationConfig::default(),
             ioc: IocConfig::default(),
+            netmode: NetModeConfig::default(),
             uplink: UplinkSettings::default(),
             source: None,
         }
@@ -238,6 +244,15 @@ impl AgentConfig {
             ) {
                 self.snapshot_max_age = v;
             }
+            if let Some(v) = a.string("mode") {
+                match Mode::from_name(&v) {
+                    Some(m) => self.netmode.mode = m,
+                    None => a.problem(
+                        "mode",
+                        format!("unknown mode \"{v}\"; expected host, flow or mirror"),
+                    ),
+                }
+            }
             a.finish();
         }
         if let Some(mut d) = root.sub("detector") {
@@ -282,6 +297,18 @@ impl AgentConfig {
         if let Some(mut i) = root.sub("ioc") {
             self.ioc.read(&mut i);
             i.finish();
+        }
+        if let Some(mut n) = root.sub("networks") {
+            self.netmode.networks.read(&mut n);
+            n.finish();
+        }
+        if let Some(mut f) = root.sub("flow") {
+            self.netmode.flow.read(&mut f);
+            f.finish();
+        }
+        if let Some(mut m) = root.sub("mirror") {
+            self.netmode.mirror.read(&mut m);
+            m.finish();
         }
         let mitigation = root.table("mitigation");
         if let Some(mut u) = root.sub("uplink") {
@@ -341,6 +368,9 @@ impl AgentConfig {
         if o.no_capture {
             self.capture.enabled = false;
         }
+        if let Some(m) = o.mode {
+            self.netmode.mode = m;
+        }
         if let Some(url) = &o.server {
             match check_server_url(url) {
                 Ok(()) => self.uplink.server = Some(url.clone()),
@@ -391,6 +421,12 @@ impl AgentConfig {
                 });
             }
         }
+        for (key, message) in self.netmode.validate() {
+            problems.push(ConfigProblem { key, message });
+        }
+        // The per-IP bank holds every tracked IP plus their prefixes.
+        let ips = self.netmode.networks.max_ips;
+        self.detector.max_targets = ips.saturating_add(ips / 4).max(1_024);
         self.detector.tick_ms = self.tick.as_millis() as u64;
         self.detector.warmup_samples = self.baseline_warmup.as_secs_f64().ceil() as u64;
         for e in self.detector.validate() {

@@ -1,12 +1,15 @@
 //! The Levee agent as a library: configuration ([`config`]), the run loop
 //! ([`runtime`]), the event sink ([`sink`]), baseline persistence ([`state`]),
 //! the kernel tick source ([`kernel`]) and the `levee watch` formatter ([`watch`]) and the
-//! interval timer both loops use ([`ticker`]).
+//! interval timer both loops use ([`ticker`]); flow and mirror modes
+//! ([`netmode`]) plug in through the tick source and [`enrich`].
 //! The `levee` binary only parses flags and wires these together.
 
 pub mod capture_config;
 pub mod config;
+pub mod enrich;
 pub mod kernel;
+pub mod netmode;
 pub mod runtime;
 pub mod sink;
 pub mod state;

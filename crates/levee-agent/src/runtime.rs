@@ -6,6 +6,7 @@
 //! observations, never a clock.
 
 use crate::config::AgentConfig;
+pub use crate::enrich::IncidentEnricher;
 use crate::sink::{EventSink, SinkError};
 use crate::state::{StateDir, StateError, Unusable};
 use crate::visibility::Visibility;
@@ -81,6 +82,8 @@ pub struct Agent {
     vis: Visibility,
     /// The last error text per source, so a persistent failure is one event, not ten a second.
     last_errors: Vec<(String, String)>,
+    /// Classification from another view (flow and mirror modes).
+    enricher: Option<Box<dyn IncidentEnricher>>,
     /// On-node mitigation (off unless [`Agent::with_mitigation`]).
     mitigation: Option<levee_mitigate::MitigationEngine>,
     observers: Vec<Box<dyn Observer>>,
@@ -107,9 +110,16 @@ impl Agent {
             reload: None,
             vis,
             last_errors: Vec::new(),
+            enricher: None,
             mitigation: None,
             observers: Vec::new(),
         })
+    }
+
+    /// Classifies incidents with `e` too (flow and mirror modes).
+    pub fn with_enricher(mut self, e: Box<dyn IncidentEnricher>) -> Self {
+        self.enricher = Some(e);
+        self
     }
 
     /// Mitigates incidents on this node: applies rules when one starts,
@@ -285,6 +295,9 @@ impl Agent {
             }
             DetectorOutput::Started(mut i) => {
                 let pcap = self.vis.started(&mut i, now);
+                if let Some(e) = self.enricher.as_mut() {
+                    e.started(&mut i, now);
+                }
                 let to_mitigate = self.mitigation.is_some().then(|| i.clone());
                 self.emit(now, EventBody::IncidentStarted(i))?;
                 if let Some(i) = to_mitigate {
@@ -310,7 +323,10 @@ impl Agent {
                 Ok(())
             }
             DetectorOutput::Updated(mut i) => {
-                let change = self.vis.updated(&mut i);
+                let mut change = self.vis.updated(&mut i);
+                if let Some(e) = self.enricher.as_mut() {
+                    change = e.updated(&mut i).or(change);
+                }
                 self.emit(now, EventBody::IncidentUpdated(i))?;
                 match change {
                     Some(c) => self.emit(now, c),
@@ -319,6 +335,9 @@ impl Agent {
             }
             DetectorOutput::Resolved(mut info, summary) => {
                 self.vis.resolved(&mut info);
+                if let Some(e) = self.enricher.as_mut() {
+                    e.resolved(&mut info);
+                }
                 let id = info.incident_id.clone();
                 self.emit(now, EventBody::IncidentResolved { info, summary })?;
                 self.mitigate(now, |m, t| m.on_incident_resolved(&id, t))

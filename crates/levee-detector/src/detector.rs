@@ -4,6 +4,8 @@
 //! Grouping: a node's counter series (its interfaces and the host-wide protocol
 //! and connection counters) form one group, so one attack gives one incident on
 //! the interface that carries it, with every metric it moved listed in it.
+//! Per-IP and per-prefix targets (flow and mirror modes) are one group each,
+//! kept in the compact [`TargetBank`].
 
 use crate::ids::IdGen;
 use crate::incident::{step, Input, OpenIncident, Phase, Reading, Timing, Transition};
@@ -12,6 +14,7 @@ use crate::settings::DetectorSettings;
 use crate::snapshot::{
     BaselineSnapshot, RestoreReport, SeriesSnapshot, SnapshotError, SNAPSHOT_VERSION,
 };
+use crate::targets::TargetBank;
 use crate::window::BaselineWindow;
 use levee_model::{
     IncidentInfo, IncidentResolvedSummary, Metric, SeriesKey, Target, TickObservation,
@@ -62,6 +65,7 @@ pub struct Detector {
     groups: BTreeMap<GroupKey, Group>,
     ids: IdGen,
     baseline_ready_sent: bool,
+    bank: TargetBank,
 }
 
 /// The (series, value) pairs one observation carries.
@@ -98,6 +102,7 @@ impl Detector {
             groups: BTreeMap::new(),
             ids: IdGen::new(seed),
             baseline_ready_sent: false,
+            bank: TargetBank::default(),
         }
     }
 
@@ -194,6 +199,11 @@ impl Detector {
             }
         }
 
+        // 4. Per-IP and per-prefix targets. Every tick, even without any:
+        // the bank counts the seconds a target first seen later has been
+        // (implicitly) silent, which is what makes it warm at once.
+        out.extend(self.bank.observe(&self.settings, &mut self.ids, obs));
+
         if !self.baseline_ready_sent && !self.series.is_empty() {
             let live = self.series.values().filter(|s| s.last_seen_ms == now);
             if live.clone().all(|s| s.is_warm(&self.settings)) {
@@ -208,12 +218,20 @@ impl Detector {
 
     /// Whether an incident is open now.
     pub fn has_open_incident(&self) -> bool {
-        self.groups.values().any(|g| g.open.is_some())
+        self.groups.values().any(|g| g.open.is_some()) || self.bank.has_open_incident()
+    }
+
+    /// The per-IP and per-prefix targets.
+    pub fn targets(&self) -> &TargetBank {
+        &self.bank
     }
 
     /// The current threshold view of a series: (baseline p99, threshold), or None
     /// while learning or unknown.
     pub fn threshold_of(&self, key: &SeriesKey) -> Option<(f64, f64)> {
+        if matches!(key.target, Target::Ip(_) | Target::Prefix(_)) {
+            return self.bank.threshold_of(&self.settings, key);
+        }
         self.series
             .get(key)?
             .threshold(&self.settings)
@@ -254,6 +272,7 @@ impl Detector {
 
     /// The learnt baselines, for persistence.
     pub fn snapshot(&self, now_ms: i64) -> BaselineSnapshot {
+        let (target_seconds, targets) = self.bank.snapshot();
         BaselineSnapshot {
             version: SNAPSHOT_VERSION,
             saved_unix_ms: now_ms,
@@ -267,6 +286,8 @@ impl Detector {
                     values: s.window().values().collect(),
                 })
                 .collect(),
+            target_seconds,
+            targets,
         }
     }
 
@@ -292,6 +313,12 @@ impl Detector {
             self.series
                 .insert(s.key.clone(), Series::with_window(s.key.metric, w));
         }
+        report.targets = self.bank.restore(
+            &self.settings,
+            snap.target_seconds,
+            &snap.targets,
+            snap.saved_unix_ms,
+        );
         Ok(report)
     }
 }
@@ -304,6 +331,8 @@ fn traffic_on(obs: &TickObservation, target: &Target) -> (f64, f64) {
         .filter(|i| match target {
             Target::Interface(n) => &i.name == n,
             Target::Host => true,
+            // Per-IP targets count their own traffic (see `targets`).
+            Target::Ip(_) | Target::Prefix(_) => false,
         })
         .fold((0.0, 0.0), |(p, b), i| {
             (p + i.rx_pps * obs.dt, b + i.rx_bps * obs.dt / 8.0)

@@ -166,17 +166,18 @@ pub struct OpenIncident {
     total_bytes: f64,
 }
 
-/// The incident's target: an interface when any interface metric is above,
-/// otherwise the host. An incident that starts on host-wide counters moves to
-/// the interface once one shows the attack, but never hops between interfaces.
+/// The incident's target: an interface (or, in flow and mirror modes, the
+/// IP or prefix) when any of its metrics is above, otherwise the host. An
+/// incident that starts on host-wide counters moves to the interface once one
+/// shows the attack, but never hops between interfaces.
 fn choose_target(current: Option<&Target>, above: &[&Reading]) -> Target {
-    if let Some(t @ Target::Interface(_)) = current {
+    if let Some(t) = current.filter(|t| !matches!(t, Target::Host)) {
         return t.clone();
     }
     let interfaces: Vec<&Reading> = above
         .iter()
         .copied()
-        .filter(|r| matches!(r.key.target, Target::Interface(_)))
+        .filter(|r| !matches!(r.key.target, Target::Host))
         .collect();
     most_severe(&interfaces)
         .map(|r| r.key.target.clone())

@@ -10,14 +10,19 @@
 //! window), [`series`] (one metric on one target: tick-to-second aggregation and
 //! the breach test), [`incident`] (the incident state machine), [`detector`]
 //! (wires series into incident groups), [`snapshot`] (baseline persistence),
-//! [`ids`] (deterministic incident ids).
+//! [`ids`] (deterministic incident ids), [`targets`] (per-IP and per-prefix
+//! baselines and incidents of flow and mirror modes, in [`compact`] windows;
+//! [`fold`] folds the addresses of an attacked prefix into its incident).
 
+pub mod compact;
 pub mod detector;
+pub mod fold;
 pub mod ids;
 pub mod incident;
 pub mod series;
 pub mod settings;
 pub mod snapshot;
+pub mod targets;
 pub mod window;
 
 pub use detector::{Detector, DetectorOutput};

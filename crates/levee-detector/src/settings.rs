@@ -30,6 +30,8 @@ pub struct DetectorSettings {
     pub update_interval_ms: u64,
     /// Absolute floor per metric: a value below its floor never alerts.
     pub floors: BTreeMap<Metric, f64>,
+    /// Per-IP and per-prefix targets kept (flow and mirror modes).
+    pub max_targets: usize,
 }
 
 /// Default absolute floors. Chosen so that an idle or lightly used host (a few
@@ -44,6 +46,7 @@ pub fn default_floor(metric: Metric) -> f64 {
         Metric::IcmpPps => 500.0,
         Metric::SynRecv => 100.0,
         Metric::Connections => 1_000.0,
+        Metric::Flows => 1_000.0,
     }
 }
 
@@ -62,6 +65,7 @@ impl Default for DetectorSettings {
                 .into_iter()
                 .map(|m| (m, default_floor(m)))
                 .collect(),
+            max_targets: 100_000,
         }
     }
 }
@@ -127,6 +131,12 @@ impl DetectorSettings {
             bad(
                 "confirm_ticks",
                 format!("must be 1..=100 (got {})", self.confirm_ticks),
+            );
+        }
+        if self.max_targets == 0 || self.max_targets > 10_000_000 {
+            bad(
+                "max_targets",
+                format!("must be 1..=10000000 (got {})", self.max_targets),
             );
         }
         if self.update_interval_ms == 0 {

@@ -14,6 +14,16 @@ pub struct BaselineSnapshot {
     /// Window size in force when saved (informational; restore re-sizes).
     pub window: usize,
     pub series: Vec<SeriesSnapshot>,
+    /// Seconds the per-IP/per-prefix bank has run (their implicit history).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub target_seconds: u64,
+    /// Per-IP and per-prefix baselines (flow and mirror modes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<crate::targets::TargetSnapshot>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +40,8 @@ pub struct SeriesSnapshot {
 pub struct RestoreReport {
     pub series: usize,
     pub max_samples: u64,
+    /// Per-IP and per-prefix targets restored.
+    pub targets: usize,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -230,3 +230,72 @@ fn rename_moves_baseline() {
     let key = SeriesKey::new(Target::Interface("wan0".into()), Metric::RxPps);
     assert_eq!(d.threshold_of(&key), Some((5_000.0, 15_000.0)));
 }
+
+/// A tick carrying per-IP rates: `rates[k]` for IP 203.0.113.k.
+fn ip_obs(i: i64, rates: &[f64]) -> TickObservation {
+    TickObservation {
+        unix_ms: T0 + i * 1000,
+        dt: 1.0,
+        targets: rates
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r > 0.0)
+            .map(|(k, r)| levee_model::TargetRates {
+                target: Target::Ip(std::net::IpAddr::from([203, 0, 113, k as u8])),
+                pps: *r,
+                bps: r * 8_000.0,
+                flows: r / 4.0,
+                tcp_pps: *r,
+                udp_pps: 0.0,
+                icmp_pps: 0.0,
+                alertable: true,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn per_ip_replay_is_deterministic_and_constant_ips_stay_quiet(
+        levels in proptest::collection::vec(0.0f64..1_000_000.0, 1..20),
+        victim in 0usize..20,
+        seed in any::<u64>(),
+    ) {
+        let s = settings(1000, 10);
+        // 60 s of constant per-IP traffic: no incident, however high.
+        let calm: Vec<_> = (0..60).map(|i| ip_obs(i, &levels)).collect();
+        let mut d = Detector::new(s.clone(), seed);
+        prop_assert!(started(&run(&mut d, &calm)).is_empty());
+        // Then one IP (maybe one never seen) gets 20x its level plus the floor.
+        let mut attack = levels.clone();
+        attack.resize(attack.len().max(victim + 1), 0.0);
+        attack[victim] = attack[victim] * 20.0 + 10_000.0;
+        let mut stream = calm.clone();
+        stream.extend((60..70).map(|i| ip_obs(i, &attack)));
+        let a = run(&mut Detector::new(s.clone(), seed), &stream);
+        let b = run(&mut Detector::new(s, seed), &stream);
+        prop_assert_eq!(&a, &b);
+        let starts: Vec<String> = a
+            .iter()
+            .filter_map(|(_, e)| match e {
+                DetectorOutput::Started(i) => Some(i.target.clone()),
+                _ => None,
+            })
+            .collect();
+        prop_assert_eq!(starts, vec![format!("203.0.113.{victim}")]);
+    }
+}
+
+/// Regression: a first-ever target after a silent warm-up (no target at all
+/// before the attack) must be warm at once, not learn the attack.
+#[test]
+fn first_target_after_a_silent_warm_up_alerts() {
+    let mut d = Detector::new(settings(1000, 10), 1);
+    let mut stream: Vec<_> = (0..15).map(|i| ip_obs(i, &[])).collect();
+    stream.extend((15..20).map(|i| ip_obs(i, &[0.0, 0.0, 50_000.0])));
+    let out = run(&mut d, &stream);
+    assert_eq!(started(&out), [15]);
+}

@@ -39,6 +39,7 @@ pub mod binary;
 pub mod clock;
 pub mod cmd;
 pub mod error;
+pub mod fastnetmon;
 pub mod lab;
 pub mod legit;
 pub mod lock;

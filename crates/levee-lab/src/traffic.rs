@@ -197,6 +197,11 @@ pub struct FloodOptions {
     pub interval_us: Option<u32>,
     /// Payload bytes (`-d <n>`).
     pub data_bytes: Option<u32>,
+    /// Random destinations instead of the victim: an hping3 address pattern
+    /// (`198.18.5.x`), sent out of the attacker's interface
+    /// (`--rand-dest -I`); the caller routes the pattern's network to the
+    /// victim inside the lab (carpet bombing).
+    pub rand_dest: Option<String>,
 }
 
 impl FloodOptions {
@@ -207,6 +212,7 @@ impl FloodOptions {
             rand_source: false,
             interval_us: None,
             data_bytes: None,
+            rand_dest: None,
         }
     }
 
@@ -223,6 +229,13 @@ impl FloodOptions {
         }
         if let Some(d) = self.data_bytes {
             a.extend(["-d".into(), d.to_string()]);
+        }
+        if self.rand_dest.is_some() {
+            a.extend([
+                "--rand-dest".into(),
+                "-I".into(),
+                crate::lab::ATTACKER_IF.into(),
+            ]);
         }
         a.push("-q".into());
         a
@@ -265,11 +278,15 @@ impl Flood {
             FloodKind::Amplification(r) => Some(payload_file(&r.payload())?),
             _ => None,
         };
+        let target = opts
+            .rand_dest
+            .clone()
+            .unwrap_or_else(|| lab.victim_ip().to_string());
         let cmd = hping_command(
             lab,
             opts.duration,
             &opts.hping_args_with(payload.as_ref().map(|f| f.path())),
-            &lab.victim_ip().to_string(),
+            &target,
         );
         // Taken just before spawning: the first packet leaves later, so
         // `event.ts - spawned_wall_ms` is an upper bound on detection latency.

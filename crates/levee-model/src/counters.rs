@@ -75,6 +75,35 @@ pub struct InterfaceRates {
     pub rx_errors_ps: f64,
 }
 
+/// Per-second rates of one IP or prefix of the monitored networks (flow and
+/// mirror modes), scaled by the sampling rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TargetRates {
+    /// [`crate::Target::Ip`] or [`crate::Target::Prefix`]:
+    /// `{"kind": "ip", "name": "203.0.113.7"}` or
+    /// `{"kind": "prefix", "name": "203.0.113.0/24"}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub target: crate::Target,
+    pub pps: f64,
+    /// Bits per second.
+    pub bps: f64,
+    /// Flows per second.
+    pub flows: f64,
+    pub tcp_pps: f64,
+    pub udp_pps: f64,
+    pub icmp_pps: f64,
+    /// Whether the target may start (or keep) an incident this tick. A
+    /// prefix whose traffic is one IP's attack is not alertable: that IP has
+    /// its own incident. Its values are learnt either way.
+    #[serde(default = "alertable")]
+    pub alertable: bool,
+}
+
+fn alertable() -> bool {
+    true
+}
+
 /// What the detector sees each tick: rates over the tick that ended at `unix_ms`.
 /// Recorded streams of these replay deterministically through the detector.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -96,4 +125,7 @@ pub struct TickObservation {
     pub udp_no_ports_ps: f64,
     pub udp_errors_ps: f64,
     pub conns: Option<ConnCounts>,
+    /// Per-IP and per-prefix rates (flow and mirror modes); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetRates>,
 }

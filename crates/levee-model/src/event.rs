@@ -226,6 +226,11 @@ pub struct IncidentDetails {
     /// Top sources found in indicator lists: `[{source, list, prefix, note}]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ioc_matches: Option<serde_json::Value>,
+    /// Prefix incidents (flow and mirror modes): the addresses of the prefix
+    /// that received traffic in the rate window. They are folded into the
+    /// prefix's incident rather than reported one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<u64>,
 }
 
 /// The fields every mitigation event carries.

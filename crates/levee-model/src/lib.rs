@@ -11,7 +11,8 @@ pub mod metric;
 pub mod timefmt;
 
 pub use counters::{
-    ConnCounts, InterfaceCounters, InterfaceRates, ProtoCounters, RawSample, TickObservation,
+    ConnCounts, InterfaceCounters, InterfaceRates, ProtoCounters, RawSample, TargetRates,
+    TickObservation,
 };
 pub use event::{
     Event, EventBody, IncidentDetails, IncidentInfo, IncidentMetric, IncidentResolvedSummary,

@@ -3,8 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::IpAddr;
 
 /// A measured quantity. Rates are per second; `SynRecv` and `Connections` are gauges.
+/// `Flows` (flow records, or distinct flows among sampled packets, per
+/// second) exists for per-IP targets of flow and mirror modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
@@ -15,10 +18,11 @@ pub enum Metric {
     IcmpPps,
     SynRecv,
     Connections,
+    Flows,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 8] = [
         Metric::RxPps,
         Metric::RxBps,
         Metric::TcpPps,
@@ -26,6 +30,7 @@ impl Metric {
         Metric::IcmpPps,
         Metric::SynRecv,
         Metric::Connections,
+        Metric::Flows,
     ];
 
     /// The snake_case name used in events and config keys.
@@ -38,6 +43,7 @@ impl Metric {
             Metric::IcmpPps => "icmp_pps",
             Metric::SynRecv => "syn_recv",
             Metric::Connections => "connections",
+            Metric::Flows => "flows",
         }
     }
 
@@ -67,6 +73,11 @@ pub enum Target {
     /// The whole host (protocol and connection counters, which the kernel keeps
     /// per network namespace, not per interface).
     Host,
+    /// One IP address of the monitored networks (flow and mirror modes).
+    Ip(IpAddr),
+    /// One prefix of the monitored networks, in CIDR notation
+    /// (`203.0.113.0/24`): the aggregate that catches carpet bombing.
+    Prefix(String),
 }
 
 impl fmt::Display for Target {
@@ -74,6 +85,8 @@ impl fmt::Display for Target {
         match self {
             Target::Interface(n) => f.write_str(n),
             Target::Host => f.write_str("host"),
+            Target::Ip(ip) => write!(f, "{ip}"),
+            Target::Prefix(p) => f.write_str(p),
         }
     }
 }
@@ -111,5 +124,19 @@ mod tests {
             );
         }
         assert_eq!(Metric::from_name("nope"), None);
+    }
+
+    #[test]
+    fn per_ip_targets_display_and_serialise() {
+        let ip = Target::Ip("203.0.113.7".parse().unwrap());
+        assert_eq!(ip.to_string(), "203.0.113.7");
+        assert_eq!(
+            serde_json::to_value(&ip).unwrap(),
+            serde_json::json!({"kind": "ip", "name": "203.0.113.7"})
+        );
+        let p = Target::Prefix("203.0.113.0/24".into());
+        assert_eq!(p.to_string(), "203.0.113.0/24");
+        let back: Target = serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
     }
 }

@@ -109,11 +109,14 @@ impl Policy {
         }
         for (name, v) in &d.floors {
             let field = format!("detector.floors.{name}");
-            p.check(
-                Metric::from_name(name).is_some(),
-                field.clone(),
-                "unknown metric (rx_pps, rx_bps, tcp_pps, udp_pps, icmp_pps, syn_recv, connections)",
-            );
+            if Metric::from_name(name).is_none() {
+                let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+                p.check(
+                    false,
+                    field.clone(),
+                    format!("unknown metric ({})", known.join(", ")),
+                );
+            }
             p.finite(*v, field);
         }
         p.into_result()

@@ -157,6 +157,7 @@ fn tick(prev: &Reference, cur: &RawSample) -> RateTick {
         // them would double-count exactly the drops a flood causes.
         udp_errors_ps: rate(a.udp_in_errors, b.udp_in_errors),
         conns: cur.conns,
+        targets: Vec::new(),
     };
     RateTick {
         observation,

@@ -56,6 +56,10 @@ pub fn fold(ticks: &[TickObservation]) -> Option<TickObservation> {
         udp_no_ports_ps: avg(|t| t.udp_no_ports_ps),
         udp_errors_ps: avg(|t| t.udp_errors_ps),
         conns: ticks.iter().rev().find_map(|t| t.conns),
+        // Per-IP rates (flow and mirror modes) stay on the agent: a /16 is
+        // 65,536 of them a second. Their incidents reach the server as
+        // events, naming the IP or prefix.
+        targets: Vec::new(),
     })
 }
 

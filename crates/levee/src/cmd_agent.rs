@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use levee_agent::config::parse_cli_duration;
 use levee_agent::kernel::KernelTicks;
+use levee_agent::netmode::Mode;
 use levee_agent::sink::EventSink;
 use levee_agent::visibility::sampler::afpacket_opener;
 use levee_agent::visibility::Visibility;
@@ -43,6 +44,11 @@ pub struct AgentArgs {
     /// Counters only: no packet sampler (incidents carry no family, fingerprint or pcap).
     #[arg(long)]
     no_capture: bool,
+    /// What to watch: host (this host), flow (sFlow/NetFlow/IPFIX exports),
+    /// mirror (a SPAN port); flow and mirror detect per IP of
+    /// networks.monitored_networks (see docs/flows.md).
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    mode: Option<Mode>,
     /// The Levee server to report to (with --enroll the first time).
     #[arg(long, value_name = "URL")]
     server: Option<String>,
@@ -66,6 +72,10 @@ pub struct AgentArgs {
     print_config: bool,
 }
 
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    Mode::from_name(s).ok_or_else(|| format!("unknown mode {s:?}: use host, flow or mirror"))
+}
+
 pub fn run(a: AgentArgs) -> anyhow::Result<()> {
     let overrides = Overrides {
         node: a.node,
@@ -76,6 +86,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
         events_file: a.events_file,
         state_dir: a.state_dir,
         no_capture: a.no_capture,
+        mode: a.mode,
         server: a.server,
         server_fingerprint: a.server_fingerprint,
         no_uplink: a.no_uplink,
@@ -103,11 +114,14 @@ pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     // Enrollment problems stop the agent before any thread starts.
     let uplink = crate::uplink_glue::prepare(&cfg, enroll)?;
     let flags = crate::signals::install()?;
+    if cfg.netmode.mode != Mode::Host {
+        return run_netmode(cfg, flags, uplink);
+    }
     let source = KernelTicks::new(&cfg).context("opening the kernel counter sources")?;
     let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
     let vis = start_visibility(&cfg, &flags.stop)?;
     let mitigation = start_mitigation(&cfg)?;
-    let mut agent = Agent::new(
+    let agent = Agent::new(
         cfg,
         Box::new(source),
         sink,
@@ -116,13 +130,52 @@ pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     )?
     .with_visibility(vis)
     .with_reload_flag(flags.reload);
+    attach(agent, mitigation, uplink).run(None)?;
+    Ok(())
+}
+
+/// The agent with on-node mitigation and the uplink to the server, when
+/// configured: the same in every mode.
+fn attach(
+    mut agent: Agent,
+    mitigation: Option<levee_mitigate::MitigationEngine>,
+    uplink: Option<levee_uplink::UplinkHandle>,
+) -> Agent {
     if let Some(engine) = mitigation {
         agent = agent.with_mitigation(engine);
     }
     if let Some(up) = uplink {
         agent = agent.with_observer(Box::new(crate::uplink_glue::UplinkObserver::new(up)));
     }
-    agent.run(None)?;
+    agent
+}
+
+/// Flow or mirror mode: per-IP detection on the monitored networks.
+/// Incidents on IPs and prefixes are mitigated and reported like any other.
+fn run_netmode(
+    cfg: AgentConfig,
+    flags: crate::signals::Flags,
+    uplink: Option<levee_uplink::UplinkHandle>,
+) -> anyhow::Result<()> {
+    let mitigation = start_mitigation(&cfg)?;
+    let (ticks, enricher) = levee_agent::netmode::start(&cfg, &flags.stop)
+        .with_context(|| format!("starting {} mode", cfg.netmode.mode.name()))?;
+    tracing::info!(
+        mode = cfg.netmode.mode.name(),
+        networks = ?cfg.netmode.networks.monitored_networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        listen = ?ticks.local_addrs(),
+        "per-IP detection on"
+    );
+    let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
+    let agent = Agent::new(
+        cfg,
+        Box::new(ticks),
+        sink,
+        flags.stop,
+        levee_agent::runtime::random_seed(),
+    )?
+    .with_enricher(Box::new(enricher));
+    attach(agent, mitigation, uplink).run(None)?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 mod cmd_agent;
 mod cmd_audit;
+mod cmd_flow;
 mod cmd_mitigate;
 mod cmd_pcap;
 mod cmd_server;
@@ -35,6 +36,9 @@ enum Command {
     /// Work with packet captures offline.
     #[command(subcommand)]
     Pcap(cmd_pcap::PcapCommand),
+    /// Work with flow exports (sFlow, NetFlow, IPFIX) offline.
+    #[command(subcommand)]
+    Flow(cmd_flow::FlowCommand),
     /// Preview, apply or clean up on-node mitigation rules.
     #[command(subcommand)]
     Mitigate(cmd_mitigate::MitigateCommand),
@@ -61,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Agent(a) => cmd_agent::run(a),
         Command::Watch(w) => cmd_watch::run(w),
         Command::Pcap(p) => cmd_pcap::run(p),
+        Command::Flow(f) => cmd_flow::run(f),
         Command::Mitigate(m) => cmd_mitigate::run(m),
         Command::Audit(a) => cmd_audit::run(a),
         Command::Server(s) => cmd_server::run(s),

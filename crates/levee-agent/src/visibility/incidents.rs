@@ -8,6 +8,7 @@
 //! (mitigation, dashboards) never see a family flicker when a secondary
 //! vector hovers around the multi-vector threshold.
 
+use levee_model::{EventBody, IncidentInfo};
 use std::collections::HashMap;
 
 /// Re-evaluations that must agree before a new family is reported.
@@ -35,6 +36,19 @@ struct Entry<T> {
     pcap: Option<String>,
     /// A differing family and how many consecutive updates agreed on it.
     candidate: Option<(String, u32)>,
+}
+
+/// The `incident_vector_changed` event of `info`, which now carries the
+/// new classification, after `previous`.
+pub fn vector_changed(info: &IncidentInfo, previous: String) -> EventBody {
+    EventBody::IncidentVectorChanged {
+        incident_id: info.incident_id.clone(),
+        target: info.target.clone(),
+        previous_family: previous,
+        family: info.family.clone().unwrap_or_default(),
+        confidence: info.confidence,
+        fingerprint: info.fingerprint.clone(),
+    }
 }
 
 /// The open incidents' classification memory.

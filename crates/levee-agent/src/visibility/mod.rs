@@ -278,14 +278,7 @@ impl Visibility {
         self.fill(&stable, info);
         info.details.pcap = pcap;
         match verdict {
-            Verdict::Changed { previous } => Some(EventBody::IncidentVectorChanged {
-                incident_id: info.incident_id.clone(),
-                target: info.target.clone(),
-                previous_family: previous,
-                family: info.family.clone().unwrap_or_default(),
-                confidence: info.confidence,
-                fingerprint: info.fingerprint.clone(),
-            }),
+            Verdict::Changed { previous } => Some(incidents::vector_changed(info, previous)),
             Verdict::Same => None,
         }
     }

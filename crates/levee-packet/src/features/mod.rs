@@ -94,11 +94,17 @@ impl Default for LengthHistogram {
 impl LengthHistogram {
     #[inline]
     pub fn add(&mut self, len: u16) {
+        self.add_weighted(len, 1);
+    }
+
+    /// Counts `weight` packets of length `len`.
+    #[inline]
+    pub fn add_weighted(&mut self, len: u16, weight: u64) {
         let i = LENGTH_BUCKETS
             .iter()
             .position(|&b| len <= b)
             .unwrap_or(LENGTH_BUCKETS.len());
-        self.buckets[i] += 1;
+        self.buckets[i] += weight;
         self.min = self.min.min(len);
         self.max = self.max.max(len);
     }
@@ -240,6 +246,23 @@ impl Features {
         src_key: u128,
         src_hash: u64,
     ) {
+        self.observe_weighted(ts_ns, m, class, src_key, src_hash, 1);
+    }
+
+    /// Adds `weight` packets alike (a flow record or a sampled packet
+    /// standing for many): every counter and top-k list counts `weight`;
+    /// the distinct-source sketches and the packet sample see it once.
+    #[inline]
+    pub fn observe_weighted(
+        &mut self,
+        ts_ns: u64,
+        m: &PacketMeta,
+        class: Class,
+        src_key: u128,
+        src_hash: u64,
+        weight: u64,
+    ) {
+        let w = weight.max(1);
         if self.packets == 0 {
             self.first_ns = ts_ns;
             self.last_ns = ts_ns;
@@ -248,32 +271,32 @@ impl Features {
             self.first_ns = self.first_ns.min(ts_ns);
             self.last_ns = self.last_ns.max(ts_ns);
         }
-        self.packets += 1;
-        let len = u64::from(m.ip_len);
+        self.packets += w;
+        let len = u64::from(m.ip_len) * w;
         self.bytes += len;
         let ci = class.index();
-        self.class_packets[ci] += 1;
+        self.class_packets[ci] += w;
         self.class_bytes[ci] += len;
         if let Some(f) = m.fragment {
-            self.fragments += 1;
+            self.fragments += w;
             if f.offset == 0 {
-                self.class_first_fragments[ci] += 1;
+                self.class_first_fragments[ci] += w;
                 self.class_first_fragment_bytes[ci] += len;
             } else if m.protocol == proto::UDP {
-                self.tail_fragments_udp += 1;
+                self.tail_fragments_udp += w;
             }
         }
         if let Some(svc) = class.amp_service() {
             if svc.payload_matches(m.payload_head.as_slice()) {
-                self.amp_signature[svc.index()] += 1;
+                self.amp_signature[svc.index()] += w;
             }
         }
-        self.protocols[usize::from(m.protocol)] += 1;
+        self.protocols[usize::from(m.protocol)] += w;
         if let Some(flags) = m.tcp_flags() {
-            self.tcp_flags[usize::from(flags.0)] += 1;
+            self.tcp_flags[usize::from(flags.0)] += w;
         }
-        self.ttl[usize::from(m.ttl)] += 1;
-        self.lengths.add(m.ip_len);
+        self.ttl[usize::from(m.ttl)] += w;
+        self.lengths.add_weighted(m.ip_len, w);
         self.sources.insert_hash(src_hash);
         if let Some(h) = self.class_sources.get_mut(ci) {
             h.insert_hash(src_hash);
@@ -283,12 +306,14 @@ impl Features {
             self.ack_flows.insert(src_key.rotate_left(16) ^ port);
             self.established_sources.insert_hash(src_hash);
         }
-        self.top_sources.insert(src_key);
+        self.top_sources.insert_weighted(src_key, w);
         if let Some(p) = m.src_port() {
-            self.top_src_ports.insert(port_key(m.protocol, p));
+            self.top_src_ports
+                .insert_weighted(port_key(m.protocol, p), w);
         }
         if let Some(p) = m.dst_port() {
-            self.top_dst_ports.insert(port_key(m.protocol, p));
+            self.top_dst_ports
+                .insert_weighted(port_key(m.protocol, p), w);
         }
         self.sample.offer(|| Sample::new(m, class, src_key));
     }
@@ -481,14 +506,22 @@ impl Extractor {
     /// Adds one decoded packet seen at `ts_ns` (nanoseconds, any origin).
     #[inline]
     pub fn observe(&mut self, ts_ns: u64, m: &PacketMeta) {
+        self.observe_weighted(ts_ns, m, 1);
+    }
+
+    /// Adds `weight` packets alike, e.g. a flow record of that many packets
+    /// or a packet sampled 1 in `weight` ([`Features::observe_weighted`]).
+    #[inline]
+    pub fn observe_weighted(&mut self, ts_ns: u64, m: &PacketMeta, weight: u64) {
         let class = Class::of(m);
         let src_key = ip_key(m.src);
         let src_hash = hll::hash_key(src_key);
-        self.interface.observe(ts_ns, m, class, src_key, src_hash);
+        self.interface
+            .observe_weighted(ts_ns, m, class, src_key, src_hash, weight);
         let dst = ip_key(m.dst);
-        if let Some(slot) = self.slot(dst) {
+        if let Some(slot) = self.slot(dst, weight) {
             if let Some(t) = self.targets.get_mut(slot) {
-                t.observe(ts_ns, m, class, src_key, src_hash);
+                t.observe_weighted(ts_ns, m, class, src_key, src_hash, weight);
             }
         }
     }
@@ -517,7 +550,7 @@ impl Extractor {
     /// The tracked slot of destination `dst`, admitting it when it has earned
     /// one.
     #[inline]
-    fn slot(&mut self, dst: u128) -> Option<usize> {
+    fn slot(&mut self, dst: u128, weight: u64) -> Option<usize> {
         if let Some((k, s)) = self.last {
             if k == dst {
                 return Some(s);
@@ -527,8 +560,8 @@ impl Extractor {
             self.last = Some((dst, s));
             return Some(s);
         }
-        self.untracked_packets += 1;
-        self.candidates.insert(dst);
+        self.untracked_packets += weight.max(1);
+        self.candidates.insert_weighted(dst, weight.max(1));
         if self.targets.len() >= self.cfg.max_targets {
             return None;
         }
@@ -537,6 +570,7 @@ impl Extractor {
             return None;
         }
         // Admitted: this packet is the first one its features count.
+        self.untracked_packets -= weight.max(1);
         let slot = self.targets.len();
         let seed = self.cfg.seed ^ hll::hash_key(dst);
         let features = match self.spare.pop() {
@@ -550,7 +584,6 @@ impl Extractor {
         self.keys.push(dst);
         self.index.insert(dst, slot);
         self.last = Some((dst, slot));
-        self.untracked_packets -= 1;
         Some(slot)
     }
 
@@ -705,6 +738,34 @@ mod tests {
         let h = x.interface().source_entropy_bits();
         assert!((h - 12.0).abs() < 0.3, "{h}");
         assert!(x.interface().source_entropy_normalized() > 0.95);
+    }
+
+    #[test]
+    fn weighted_observation_counts_weight_times() {
+        let mut one = Extractor::new(FeatureConfig::default());
+        let mut w = Extractor::new(FeatureConfig::default());
+        for i in 0..10 {
+            for _ in 0..5 {
+                one.observe(i, &syn(7, 0x0a00_0001));
+            }
+            w.observe_weighted(i, &syn(7, 0x0a00_0001), 5);
+        }
+        let (a, b) = (one.interface(), w.interface());
+        assert_eq!((a.packets, a.bytes), (b.packets, b.bytes));
+        assert_eq!(a.class_packets, b.class_packets);
+        assert_eq!(a.tcp_flags[2], b.tcp_flags[2]);
+        assert_eq!(a.lengths, b.lengths);
+        assert_eq!(a.top_sources.top()[0].count, b.top_sources.top()[0].count);
+        assert_eq!(
+            w.top_target().unwrap().1.packets,
+            50,
+            "admitted at once: 5 >= admit_after"
+        );
+        assert_eq!(
+            b.sample.items().len(),
+            10,
+            "the sample sees each record once"
+        );
     }
 
     #[test]

@@ -14,10 +14,11 @@
 //! ban`) minus the wall clock just before the flood was spawned.
 
 use levee_lab::cmd::which;
+use levee_lab::fastnetmon;
 use levee_lab::process::GroupChild;
 use levee_lab::stats::summarize;
 use levee_lab::{procfs, FloodOptions, Lab, Ns};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// What happened with the peer.
@@ -99,14 +100,8 @@ impl Outcome {
 
 /// Config keys replaced in /etc/fastnetmon.conf.
 fn overrides(dir: &Path, iface: &str) -> Vec<(&'static str, String)> {
-    let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
-    vec![
-        ("networks_list_path", p("networks_list")),
-        ("white_list_path", p("networks_whitelist")),
-        ("notify_script_path", p("notify.sh")),
-        ("pid_path", p("fastnetmon.pid")),
-        ("cli_stats_file_path", p("fastnetmon.dat")),
-        ("cli_stats_ipv6_file_path", p("fastnetmon_ipv6.dat")),
+    let mut o = fastnetmon::file_overrides(dir);
+    o.extend([
         ("mirror_afpacket", "on".into()),
         ("interfaces", iface.into()),
         ("enable_ban", "on".into()),
@@ -118,32 +113,8 @@ fn overrides(dir: &Path, iface: &str) -> Vec<(&'static str, String)> {
         ("disable_usage_report", "on".into()),
         ("enable_api", "off".into()),
         ("prometheus", "off".into()),
-    ]
-}
-
-/// `base` with `key = value` lines replaced (or appended when absent).
-fn apply_overrides(base: &str, over: &[(&str, String)]) -> String {
-    let mut seen = vec![false; over.len()];
-    let mut out = String::new();
-    for line in base.lines() {
-        let key = line.split('=').next().unwrap_or("").trim();
-        match over.iter().position(|(k, _)| *k == key) {
-            Some(i) if !line.trim_start().starts_with('#') => {
-                seen[i] = true;
-                out.push_str(&format!("{key} = {}\n", over[i].1));
-            }
-            _ => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    for (i, (k, v)) in over.iter().enumerate() {
-        if !seen[i] {
-            out.push_str(&format!("{k} = {v}\n"));
-        }
-    }
-    out
+    ]);
+    o
 }
 
 /// Runs FastNetMon on `floods` floods like `opts`; never fails the benchmark.
@@ -166,42 +137,13 @@ fn run(
     floods: usize,
     dir: &Path,
 ) -> Result<Measured, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let write = |name: &str, text: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, text).map_err(|e| format!("writing {}: {e}", p.display()))?;
-        Ok::<PathBuf, String>(p)
-    };
-    let base = std::fs::read_to_string("/etc/fastnetmon.conf").unwrap_or_default();
-    let conf = write(
-        "fastnetmon.conf",
-        &apply_overrides(&base, &overrides(dir, lab.victim_if())),
+    let files = fastnetmon::prepare(
+        dir,
+        &overrides(dir, lab.victim_if()),
+        &[format!("{}/32", lab.victim_ip())],
     )?;
-    write("networks_list", &format!("{}/32\n", lab.victim_ip()))?;
-    write("networks_whitelist", "")?;
-    let notify_log = dir.join("notify.log");
-    let script = write(
-        "notify.sh",
-        &format!(
-            "#!/bin/sh\necho \"$(date +%s%3N) $*\" >> '{}'\ncat > /dev/null\n",
-            notify_log.display()
-        ),
-    )?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| format!("chmod {}: {e}", script.display()))?;
-    }
-    let version = std::process::Command::new(bin)
-        .arg("--version")
-        .output()
-        .map(|o| {
-            let s = String::from_utf8_lossy(&o.stdout).to_string()
-                + &String::from_utf8_lossy(&o.stderr);
-            let v = s.lines().next().unwrap_or("").trim();
-            format!("FastNetMon {}", v.trim_start_matches("Version:").trim())
-        })
-        .unwrap_or_else(|_| "FastNetMon".into());
+    let (conf, notify_log) = (files.conf, files.notify_log);
+    let version = fastnetmon::version(bin);
 
     let mut m = Measured {
         version,
@@ -229,7 +171,7 @@ fn run(
         let steady_end = spawned + opts.duration - Duration::from_millis(500);
         while Instant::now() < spawned + opts.duration + Duration::from_secs(5) {
             if ban.is_none() {
-                ban = ban_time(&notify_log);
+                ban = fastnetmon::ban_time(&notify_log);
             }
             if p1.is_none() && spawned.elapsed() >= Duration::from_secs(1) {
                 p1 = steady_point(&fnm, lab.victim_if());
@@ -298,35 +240,4 @@ fn wait_ready(fnm: &mut GroupChild, log: &Path) -> Result<(), String> {
         "fastnetmon not ready within 15 s; see {}",
         log.display()
     ))
-}
-
-/// The wall-clock ms of the first `ban` line in the notify log.
-fn ban_time(notify_log: &Path) -> Option<i64> {
-    let text = std::fs::read_to_string(notify_log).ok()?;
-    text.lines()
-        .filter(|l| l.trim_end().ends_with(" ban"))
-        .find_map(|l| l.split_whitespace().next()?.parse().ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overrides_replace_and_append() {
-        let base =
-            "# threshold_pps = 1\nthreshold_pps = 20000\ninterfaces = eth3,eth4\nother = x\n";
-        let out = apply_overrides(
-            base,
-            &[
-                ("threshold_pps", "2000".into()),
-                ("interfaces", "lv-vic0".into()),
-                ("prometheus", "off".into()),
-            ],
-        );
-        assert_eq!(
-            out,
-            "# threshold_pps = 1\nthreshold_pps = 2000\ninterfaces = lv-vic0\nother = x\nprometheus = off\n"
-        );
-    }
 }
