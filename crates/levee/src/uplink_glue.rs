@@ -101,7 +101,11 @@ impl UplinkObserver {
             }
             for c in &a.commands {
                 tracing::warn!(id = c.id, kind = %c.kind, "command not supported by this agent version; acknowledged");
-                up.ack_command(c.id);
+                up.command_done(levee_proto::CommandResult {
+                    id: c.id,
+                    ok: false,
+                    message: "not carried out: this agent version does not execute commands".into(),
+                });
             }
         }
     }
