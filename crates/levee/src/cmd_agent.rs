@@ -90,7 +90,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
 
 /// Runs the agent on `cfg` until SIGTERM/SIGINT, enrolling first with `enroll`
 /// (also used by `levee up`).
-pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
+pub fn run_agent(mut cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     tracing::info!(
         node = %cfg.node,
         tick = %humantime::format_duration(cfg.tick),
@@ -102,11 +102,21 @@ pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     );
     // Enrollment problems stop the agent before any thread starts.
     let uplink = crate::uplink_glue::prepare(&cfg, enroll)?;
+    if let Some(up) = &uplink {
+        // Never block the server: the uplink is how the node is managed.
+        for a in crate::uplink_glue::server_addresses(&up.server) {
+            tracing::info!(address = %a, "the Levee server's address is protected from mitigation rules");
+            cfg.mitigation
+                .protected
+                .push(levee_mitigate::safety::host_prefix(a));
+        }
+    }
     let flags = crate::signals::install()?;
     let source = KernelTicks::new(&cfg).context("opening the kernel counter sources")?;
     let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
     let vis = start_visibility(&cfg, &flags.stop)?;
     let mitigation = start_mitigation(&cfg)?;
+    let state_dir = cfg.state_dir.clone();
     let mut agent = Agent::new(
         cfg,
         Box::new(source),
@@ -120,7 +130,10 @@ pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
         agent = agent.with_mitigation(engine);
     }
     if let Some(up) = uplink {
-        agent = agent.with_observer(Box::new(crate::uplink_glue::UplinkObserver::new(up)));
+        let (observer, controller) = up.into_parts(&state_dir);
+        agent = agent
+            .with_observer(Box::new(observer))
+            .with_controller(Box::new(controller));
     }
     agent.run(None)?;
     Ok(())
