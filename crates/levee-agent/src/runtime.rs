@@ -411,7 +411,8 @@ impl Agent {
                     }
                     self.emit(now, e)?;
                 }
-                let msg = format!("{done} mitigations rolled back, {failed} failed to be removed");
+                let msg =
+                    format!("live mitigations: {done} rolled back, {failed} could not be removed");
                 (failed == 0, msg, None)
             }
             Command::CapturePcap { incident_id } => self.capture(cmd.id, incident_id, now),
@@ -922,6 +923,15 @@ mod tests {
         rates: Vec<f64>,
         script: Vec<(usize, Control)>,
     ) -> (Vec<serde_json::Value>, Vec<CommandDone>) {
+        run_controlled_with(dir, rates, script, None)
+    }
+
+    fn run_controlled_with(
+        dir: &std::path::Path,
+        rates: Vec<f64>,
+        script: Vec<(usize, Control)>,
+        engine: Option<levee_mitigate::MitigationEngine>,
+    ) -> (Vec<serde_json::Value>, Vec<CommandDone>) {
         let o = Overrides {
             tick: Some(Duration::from_millis(100)),
             baseline_warmup: Some(Duration::from_secs(2)),
@@ -934,7 +944,7 @@ mod tests {
         let n = rates.len() as u64;
         let sink = EventSink::open(&cfg.events_file, None).unwrap();
         let done = Arc::new(std::sync::Mutex::new(Vec::new()));
-        Agent::new(
+        let mut agent = Agent::new(
             cfg,
             Box::new(Script { rates, i: 0 }),
             sink,
@@ -946,9 +956,11 @@ mod tests {
             script,
             polls: 0,
             done: done.clone(),
-        }))
-        .run(Some(n))
-        .unwrap();
+        }));
+        if let Some(e) = engine {
+            agent = agent.with_mitigation(e);
+        }
+        agent.run(Some(n)).unwrap();
         let evs = std::fs::read_to_string(dir.join("events.jsonl"))
             .unwrap()
             .lines()
@@ -1049,6 +1061,88 @@ mod tests {
             !second_run.iter().any(|e| e == "incident_started"),
             "{second_run:?}"
         );
+    }
+
+    /// With mitigation on: the policy's allowlist reaches the executors'
+    /// exemptions and its profile shapes the rules; an operator's
+    /// rollback_all removes them mid-incident.
+    #[test]
+    fn policy_and_commands_drive_the_mitigation_engine() {
+        use levee_mitigate::testing::Fake;
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let nft = Fake::new(levee_mitigate::ExecutorKind::Nftables);
+        let host = levee_mitigate::host::HostInfo {
+            addresses: vec![levee_mitigate::host::HostAddr {
+                interface: "eth0".into(),
+                addr: "10.0.0.2".parse().unwrap(),
+                prefix_len: 24,
+                scope: "global".into(),
+            }],
+            gateways: vec![],
+        };
+        let engine = levee_mitigate::MitigationEngine::new(
+            levee_mitigate::MitigationConfig {
+                enabled: true,
+                ..Default::default()
+            },
+            host,
+            vec![Box::new(nft.clone())],
+            None,
+            Default::default(),
+        )
+        .unwrap();
+        let policy: levee_proto::Policy = serde_json::from_value(json!({
+            "version": 7,
+            "allowlist": ["198.51.100.0/24"],
+            // An unclassified rx_pps incident takes multi_vector's profile.
+            "attack_profiles": {"multi_vector": [{"action": "rate_limit", "pps": 100}]}
+        }))
+        .unwrap();
+        let mut rates = vec![3_000.0; 30];
+        rates.extend(vec![300_000.0; 20]);
+        let script = vec![
+            (2, Control::Policy(policy)),
+            (45, command(9, "rollback_all", json!({}))),
+        ];
+        let (evs, done) = run_controlled_with(dir.path(), rates, script, Some(engine));
+        let a = evs.iter().find(|e| e["event"] == "policy_applied").unwrap();
+        assert_eq!(
+            (&a["profiles"], &a["allowlist"]),
+            (&json!(["multi_vector"]), &json!(1))
+        );
+        let exempt = nft.k().exempt.last().cloned().unwrap();
+        assert!(
+            exempt.contains(&"198.51.100.0/24".parse().unwrap()),
+            "{exempt:?}"
+        );
+        let applied: Vec<_> = evs
+            .iter()
+            .filter(|e| e["event"] == "mitigation_applied")
+            .collect();
+        assert_eq!(applied.len(), 1, "the policy's one step");
+        assert_eq!(applied[0]["action"], "rate_limit(100 pps, burst 10)");
+        let k = kinds(&evs);
+        let pos = |e: &str| {
+            k.iter()
+                .position(|x| x == e)
+                .unwrap_or_else(|| panic!("no {e} in {k:?}"))
+        };
+        assert!(pos("mitigation_applied") < pos("mitigation_rolled_back"));
+        assert!(pos("mitigation_rolled_back") < pos("command_executed"));
+        let rb = &evs[pos("mitigation_rolled_back")];
+        assert_eq!(rb["reason"], "rolled back by command 9");
+        assert!(
+            !k.iter().any(|e| e == "incident_resolved"),
+            "still under attack"
+        );
+        assert_eq!(done[0].result.id, 9);
+        assert!(done[0].result.ok, "{:?}", done[0]);
+        assert_eq!(
+            done[0].result.message,
+            "live mitigations: 1 rolled back, 0 could not be removed"
+        );
+        assert!(nft.k().applied.is_empty());
     }
 
     /// Without a policy the same flood is an incident: the test above is not
