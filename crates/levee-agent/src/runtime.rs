@@ -6,12 +6,17 @@
 //! observations, never a clock.
 
 use crate::config::AgentConfig;
+use crate::control::{CommandDone, Control, Controller};
 pub use crate::enrich::IncidentEnricher;
+use crate::policy;
 use crate::sink::{EventSink, SinkError};
 use crate::state::{StateDir, StateError, Unusable};
 use crate::visibility::Visibility;
 use levee_detector::{Detector, DetectorOutput};
 use levee_model::{Event, EventBody, TickObservation};
+use levee_proto::{AgentCommand, Command, CommandResult, Policy};
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -87,7 +92,21 @@ pub struct Agent {
     /// On-node mitigation (off unless [`Agent::with_mitigation`]).
     mitigation: Option<levee_mitigate::MitigationEngine>,
     observers: Vec<Box<dyn Observer>>,
+    /// Sources of the server's policies and commands (the uplink).
+    controllers: Vec<Box<dyn Controller>>,
+    /// What the config says about the parts a policy sets.
+    policy_base: policy::Base,
+    /// The settings in force (the config, or the config under a policy).
+    effective: policy::Effective,
+    /// Ids of commands handled lately: a command comes again until the
+    /// server has the acknowledgement, and runs once.
+    handled: VecDeque<i64>,
+    /// Incidents open now: (id, target).
+    open: Vec<(String, String)>,
 }
+
+/// Command ids remembered against repeats (the server sends at most 100 pending).
+const HANDLED_MEMORY: usize = 1_000;
 
 impl Agent {
     pub fn new(
@@ -100,6 +119,12 @@ impl Agent {
         let state = StateDir::open(&cfg.state_dir)?;
         let detector = Detector::new(cfg.detector.clone(), seed);
         let vis = Visibility::disabled(cfg.capture.clone(), &cfg.state_dir);
+        let policy_base = policy::Base {
+            detector: cfg.detector.clone(),
+            allowlist: cfg.mitigation.allowlist.clone(),
+            profiles: cfg.mitigation.profiles.clone(),
+        };
+        let effective = policy::Effective::from_base(&policy_base);
         Ok(Agent {
             cfg,
             detector,
@@ -113,6 +138,11 @@ impl Agent {
             enricher: None,
             mitigation: None,
             observers: Vec::new(),
+            controllers: Vec::new(),
+            policy_base,
+            effective,
+            handled: VecDeque::new(),
+            open: Vec::new(),
         })
     }
 
@@ -120,6 +150,17 @@ impl Agent {
     pub fn with_enricher(mut self, e: Box<dyn IncidentEnricher>) -> Self {
         self.enricher = Some(e);
         self
+    }
+
+    /// Takes policies and commands from `controller` (polled every tick).
+    pub fn with_controller(mut self, controller: Box<dyn Controller>) -> Self {
+        self.controllers.push(controller);
+        self
+    }
+
+    /// The settings in force (config, or config under the server's policy).
+    pub fn effective(&self) -> &policy::Effective {
+        &self.effective
     }
 
     /// Mitigates incidents on this node: applies rules when one starts,
@@ -167,19 +208,28 @@ impl Agent {
         self
     }
 
-    fn reload_iocs(&mut self) -> Result<(), RunError> {
+    /// Re-reads the indicator lists; `Ok((all loaded, summary))`.
+    fn reload_iocs(&mut self) -> Result<(bool, String), RunError> {
         let Some(report) = self.vis.reload_iocs() else {
-            tracing::info!("SIGHUP: no indicator lists configured");
-            return Ok(());
+            tracing::info!("reload: no indicator lists configured");
+            return Ok((
+                false,
+                "no indicator lists configured ([[ioc.lists]])".into(),
+            ));
         };
+        let mut all_ok = true;
+        let mut summary = Vec::new();
         for l in &report.lists {
             match &l.outcome {
                 levee_ioc::ListOutcome::Loaded(p) => {
-                    tracing::info!(list = %l.name, "indicator list reloaded: {p}")
+                    tracing::info!(list = %l.name, "indicator list reloaded: {p}");
+                    summary.push(format!("{}: {p}", l.name));
                 }
                 levee_ioc::ListOutcome::KeptPrevious { error, kept } => {
                     let text = format!("{error}; keeping the previous {kept} indicators");
                     tracing::warn!(list = %l.name, "{text}");
+                    summary.push(format!("{}: {text}", l.name));
+                    all_ok = false;
                     self.emit(
                         unix_now_ms(),
                         EventBody::SourceError {
@@ -190,7 +240,260 @@ impl Agent {
                 }
             }
         }
+        Ok((all_ok, summary.join("; ")))
+    }
+
+    /// Applies the server's `policy` unless its version is in force already;
+    /// `report`: emit `policy_applied` (not for the saved policy reapplied at
+    /// start, which was reported when it arrived).
+    fn apply_policy(&mut self, policy: &Policy, now: i64, report: bool) -> Result<(), RunError> {
+        if policy.version == self.effective.version {
+            return Ok(());
+        }
+        let policy::Outcome {
+            mut effective,
+            mut rejected,
+        } = policy::apply(&self.policy_base, &self.effective, policy);
+        if let Err(problems) = self.detector.retune(effective.detector.clone()) {
+            rejected.extend(problems.into_iter().map(|e| {
+                format!(
+                    "detector.{}: {}; the detector settings stay as they were",
+                    e.field, e.problem
+                )
+            }));
+            effective.detector = self.detector.settings().clone();
+        }
+        let mut warnings = Vec::new();
+        if let Some(engine) = self.mitigation.as_mut() {
+            match engine.set_policy(effective.allowlist.clone(), effective.profiles.clone()) {
+                Ok(w) => warnings = w,
+                Err(problems) => {
+                    rejected.extend(problems);
+                    effective.profiles = engine.config().profiles.clone();
+                    effective.policy_families = self.effective.policy_families.clone();
+                }
+            }
+        }
+        tracing::info!(version = policy.version, rejected = ?rejected, "policy in force");
+        self.effective = effective;
+        for w in warnings {
+            tracing::warn!("{w}");
+            self.emit(
+                now,
+                EventBody::SourceError {
+                    source_name: "policy".into(),
+                    error: w,
+                },
+            )?;
+        }
+        if report {
+            let d = &self.effective.detector;
+            self.emit(
+                now,
+                EventBody::PolicyApplied {
+                    version: policy.version,
+                    multiplier: d.multiplier,
+                    quiet_period_ms: d.quiet_period_ms,
+                    floors: levee_model::Metric::ALL
+                        .into_iter()
+                        .map(|m| (m.name().to_string(), d.floor(m)))
+                        .collect(),
+                    allowlist: self.effective.policy_allowlist,
+                    profiles: self
+                        .effective
+                        .policy_families
+                        .iter()
+                        .map(|f| f.to_string())
+                        .collect(),
+                    rejected,
+                },
+            )?;
+        }
+        // Saved after the event: a crash in between reports it twice, never not at all.
+        if let Err(e) = self.state.save_policy(policy) {
+            tracing::warn!("{e}; a restart before the server is back runs without this policy");
+        }
         Ok(())
+    }
+
+    /// Polls every controller and carries out what they hand over.
+    fn control(&mut self, now: i64) -> Result<(), RunError> {
+        for i in 0..self.controllers.len() {
+            for c in self.controllers[i].poll() {
+                match c {
+                    Control::Policy(p) => self.apply_policy(&p, now, true)?,
+                    Control::Command(cmd) => {
+                        if self.handled.contains(&cmd.id) {
+                            continue;
+                        }
+                        self.handled.push_back(cmd.id);
+                        if self.handled.len() > HANDLED_MEMORY {
+                            self.handled.pop_front();
+                        }
+                        let (ok, message, upload) = self.execute(&cmd, now)?;
+                        tracing::info!(id = cmd.id, kind = %cmd.kind, ok, "{message}");
+                        self.emit(
+                            now,
+                            EventBody::CommandExecuted {
+                                command_id: cmd.id,
+                                kind: cmd.kind.clone(),
+                                ok,
+                                message: message.clone(),
+                            },
+                        )?;
+                        self.controllers[i].done(CommandDone {
+                            result: CommandResult {
+                                id: cmd.id,
+                                ok,
+                                message,
+                            },
+                            upload,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out one command: (ok, what happened, a capture to upload).
+    #[allow(clippy::type_complexity)]
+    fn execute(
+        &mut self,
+        cmd: &AgentCommand,
+        now: i64,
+    ) -> Result<(bool, String, Option<(String, PathBuf)>), RunError> {
+        let parsed = match Command::parse(&cmd.kind, &cmd.args) {
+            Ok(c) => c,
+            Err(problems) => {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                return Ok((
+                    false,
+                    format!(
+                        "not carried out: {} (this agent is version {})",
+                        text.join("; "),
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                    None,
+                ));
+            }
+        };
+        const NO_MITIGATION: &str =
+            "on-node mitigation is off on this node ([mitigation] enabled = false)";
+        let reason = format!("rolled back by command {}", cmd.id);
+        Ok(match parsed {
+            Command::RollbackMitigation { mitigation_id } => {
+                let Some(engine) = self.mitigation.as_mut() else {
+                    return Ok((false, NO_MITIGATION.into(), None));
+                };
+                match engine.rollback(&mitigation_id, &reason, now) {
+                    Err(e) => (false, e, None),
+                    Ok(events) => {
+                        let failed = events
+                            .iter()
+                            .any(|e| matches!(e, EventBody::MitigationFailed { .. }));
+                        for e in events {
+                            self.emit(now, e)?;
+                        }
+                        if failed {
+                            (false, format!("removing mitigation {mitigation_id} failed (see its mitigation_failed event)"), None)
+                        } else {
+                            (
+                                true,
+                                format!("mitigation {mitigation_id} rolled back"),
+                                None,
+                            )
+                        }
+                    }
+                }
+            }
+            Command::RollbackAll => {
+                let Some(engine) = self.mitigation.as_mut() else {
+                    return Ok((false, NO_MITIGATION.into(), None));
+                };
+                let events = engine.rollback_all(&reason, now);
+                let (mut done, mut failed) = (0, 0);
+                for e in events {
+                    match &e {
+                        EventBody::MitigationRolledBack { .. } => done += 1,
+                        EventBody::MitigationFailed { .. } => failed += 1,
+                        _ => {}
+                    }
+                    self.emit(now, e)?;
+                }
+                let msg =
+                    format!("live mitigations: {done} rolled back, {failed} could not be removed");
+                (failed == 0, msg, None)
+            }
+            Command::CapturePcap { incident_id } => self.capture(cmd.id, incident_id, now),
+            Command::ReloadIocs => {
+                let (ok, summary) = self.reload_iocs()?;
+                (ok, summary, None)
+            }
+            Command::SaveBaseline => {
+                let snap = self.detector.snapshot(unix_now_ms());
+                match self.state.save_snapshot(&snap) {
+                    Ok(()) => (
+                        true,
+                        format!(
+                            "baseline saved: {} series to {}",
+                            snap.series.len(),
+                            self.state.snapshot_path().display()
+                        ),
+                        None,
+                    ),
+                    Err(e) => (false, e.to_string(), None),
+                }
+            }
+        })
+    }
+
+    /// `capture_pcap`: the ring written now; uploaded with the incident
+    /// asked for, else the open one, else kept on this node only.
+    fn capture(
+        &mut self,
+        cmd_id: i64,
+        incident_id: Option<String>,
+        now: i64,
+    ) -> (bool, String, Option<(String, PathBuf)>) {
+        let incident = match &incident_id {
+            Some(id) => match self.open.iter().find(|(i, _)| i == id) {
+                Some(x) => Some(x.clone()),
+                None => {
+                    return (
+                        false,
+                        format!("incident {id} is not open on this node; omit incident_id to capture anyway"),
+                        None,
+                    )
+                }
+            },
+            None => self.open.last().cloned(),
+        };
+        let target = incident.as_ref().map_or("", |(_, t)| t.as_str());
+        let label = match &incident {
+            Some((id, _)) => format!("{id}-command{cmd_id}"),
+            None => format!("command{cmd_id}"),
+        };
+        let name =
+            crate::visibility::pcaps::file_name(&levee_model::timefmt::rfc3339_millis(now), &label);
+        match self.vis.capture_now(target, &name, now) {
+            Err(e) => (false, e, None),
+            Ok((path, sum)) => {
+                let what = format!("{} packets written to {}", sum.frames, path.display());
+                match incident {
+                    Some((id, _)) => (
+                        true,
+                        format!("{what}; uploading it as incident {id}'s capture"),
+                        Some((id, path)),
+                    ),
+                    None => (
+                        true,
+                        format!("{what}; not uploaded: no incident is open (the server keeps captures per incident)"),
+                        None,
+                    ),
+                }
+            }
+        }
     }
 
     fn emit(&mut self, unix_ms: i64, body: EventBody) -> Result<(), RunError> {
@@ -283,6 +586,7 @@ impl Agent {
                 o.tick(&obs, &self.detector);
             }
         }
+        self.control(now)?;
         self.vis.rotate(now);
         self.mitigate(now, |m, t| m.tick(t))
     }
@@ -294,6 +598,7 @@ impl Agent {
                 self.emit(now, EventBody::BaselineReady { series })
             }
             DetectorOutput::Started(mut i) => {
+                self.open.push((i.incident_id.clone(), i.target.clone()));
                 let pcap = self.vis.started(&mut i, now);
                 if let Some(e) = self.enricher.as_mut() {
                     e.started(&mut i, now);
@@ -339,6 +644,7 @@ impl Agent {
                     e.resolved(&mut info);
                 }
                 let id = info.incident_id.clone();
+                self.open.retain(|(i, _)| *i != id);
                 self.emit(now, EventBody::IncidentResolved { info, summary })?;
                 self.mitigate(now, |m, t| m.on_incident_resolved(&id, t))
             }
@@ -349,6 +655,10 @@ impl Agent {
     /// of this thread), or `max_ticks` reads when given (tests, replays).
     pub fn run(mut self, max_ticks: Option<u64>) -> Result<(), RunError> {
         let restored = self.restore();
+        // The server's last policy holds across restarts, server or not.
+        if let Some(p) = self.state.load_policy() {
+            self.apply_policy(&p, unix_now_ms(), false)?;
+        }
         let first = self.source.tick();
         self.emit(
             unix_now_ms(),
@@ -595,6 +905,274 @@ mod tests {
             kinds(&evs2).iter().any(|e| e == "baseline_ready"),
             "warm at once after restore"
         );
+    }
+
+    /// Hands its scripted controls over at the given poll, records results.
+    struct Scripted {
+        script: Vec<(usize, Control)>,
+        polls: usize,
+        done: Arc<std::sync::Mutex<Vec<CommandDone>>>,
+    }
+
+    impl Controller for Scripted {
+        fn poll(&mut self) -> Vec<Control> {
+            self.polls += 1;
+            self.script
+                .iter()
+                .filter(|(at, _)| *at == self.polls)
+                .map(|(_, c)| c.clone())
+                .collect()
+        }
+        fn done(&mut self, done: CommandDone) {
+            self.done.lock().unwrap().push(done);
+        }
+    }
+
+    fn command(id: i64, kind: &str, args: serde_json::Value) -> Control {
+        Control::Command(levee_proto::AgentCommand {
+            id,
+            kind: kind.into(),
+            args,
+            created_at: String::new(),
+        })
+    }
+
+    fn run_controlled(
+        dir: &std::path::Path,
+        rates: Vec<f64>,
+        script: Vec<(usize, Control)>,
+    ) -> (Vec<serde_json::Value>, Vec<CommandDone>) {
+        run_controlled_with(dir, rates, script, None)
+    }
+
+    fn run_controlled_with(
+        dir: &std::path::Path,
+        rates: Vec<f64>,
+        script: Vec<(usize, Control)>,
+        engine: Option<levee_mitigate::MitigationEngine>,
+    ) -> (Vec<serde_json::Value>, Vec<CommandDone>) {
+        let o = Overrides {
+            tick: Some(Duration::from_millis(100)),
+            baseline_warmup: Some(Duration::from_secs(2)),
+            quiet_period: Some(Duration::from_secs(1)),
+            state_dir: Some(dir.to_path_buf()),
+            node: Some("t".into()),
+            ..Default::default()
+        };
+        let cfg = AgentConfig::from_parts(None, None, &o).unwrap();
+        let n = rates.len() as u64;
+        let sink = EventSink::open(&cfg.events_file, None).unwrap();
+        let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut agent = Agent::new(
+            cfg,
+            Box::new(Script { rates, i: 0 }),
+            sink,
+            Arc::new(AtomicBool::new(false)),
+            5,
+        )
+        .unwrap()
+        .with_controller(Box::new(Scripted {
+            script,
+            polls: 0,
+            done: done.clone(),
+        }));
+        if let Some(e) = engine {
+            agent = agent.with_mitigation(e);
+        }
+        agent.run(Some(n)).unwrap();
+        let evs = std::fs::read_to_string(dir.join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let done = done.lock().unwrap().clone();
+        (evs, done)
+    }
+
+    /// A policy arriving mid-run retunes the detector at once (a floor above
+    /// the flood: no incident), is reported once, and holds after a restart
+    /// without any server; commands run once each and report their outcome.
+    #[test]
+    fn the_servers_policy_and_commands_take_effect_in_the_running_loop() {
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let policy: levee_proto::Policy = serde_json::from_value(json!({
+            "version": 3,
+            "attack_profiles": {"syn_flood": [{"action": "drop", "pps": 5}]},
+            "detector": {"multiplier": 2.5, "floors": {"rx_pps": 1.0e9}}
+        }))
+        .unwrap();
+        let mut rates = vec![3_000.0; 30];
+        rates.extend(vec![300_000.0; 20]);
+        rates.extend(vec![3_000.0; 10]);
+        let script = vec![
+            (5, Control::Policy(policy.clone())),
+            (6, command(1, "save_baseline", json!({}))),
+            (7, command(1, "save_baseline", json!({}))),
+            (7, command(2, "reboot", json!({}))),
+            (8, command(3, "rollback_all", json!({}))),
+            (9, Control::Policy(policy.clone())),
+        ];
+        let (evs, done) = run_controlled(dir.path(), rates.clone(), script);
+        let k = kinds(&evs);
+        assert!(
+            !k.iter().any(|e| e == "incident_started"),
+            "floor 1e9: {k:?}"
+        );
+        let applied: Vec<_> = evs
+            .iter()
+            .filter(|e| e["event"] == "policy_applied")
+            .collect();
+        assert_eq!(applied.len(), 1, "the same version twice is one event");
+        let a = applied[0];
+        assert_eq!(a["version"], 3);
+        assert_eq!(a["multiplier"], 2.5);
+        assert_eq!(a["floors"]["rx_pps"], 1.0e9);
+        assert_eq!(a["floors"]["udp_pps"], 2_000.0);
+        assert_eq!(a["profiles"], json!([]), "the bad profile is not in force");
+        let rejected = a["rejected"].as_array().unwrap();
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        assert!(rejected[0]
+            .as_str()
+            .unwrap()
+            .contains("syn_flood[0].pps: not a parameter"));
+
+        let results: Vec<(i64, bool)> = done.iter().map(|d| (d.result.id, d.result.ok)).collect();
+        assert_eq!(
+            results,
+            [(1, true), (2, false), (3, false)],
+            "command 1 runs once"
+        );
+        assert!(
+            done[0].result.message.starts_with("baseline saved"),
+            "{:?}",
+            done[0]
+        );
+        assert!(
+            done[1].result.message.contains("unknown command `reboot`"),
+            "{:?}",
+            done[1]
+        );
+        assert!(
+            done[2].result.message.contains("mitigation is off"),
+            "{:?}",
+            done[2]
+        );
+        let executed: Vec<_> = evs
+            .iter()
+            .filter(|e| e["event"] == "command_executed")
+            .collect();
+        assert_eq!(executed.len(), 3);
+        assert_eq!(
+            (&executed[1]["command_id"], &executed[1]["ok"]),
+            (&json!(2), &json!(false))
+        );
+
+        // Restarted, no controller: the saved policy holds, unreported.
+        let (evs2, _) = run_controlled(dir.path(), rates, vec![]);
+        let k2 = kinds(&evs2);
+        let second_run = &k2[k.len()..];
+        assert!(
+            !second_run.iter().any(|e| e == "policy_applied"),
+            "{second_run:?}"
+        );
+        assert!(
+            !second_run.iter().any(|e| e == "incident_started"),
+            "{second_run:?}"
+        );
+    }
+
+    /// With mitigation on: the policy's allowlist reaches the executors'
+    /// exemptions and its profile shapes the rules; an operator's
+    /// rollback_all removes them mid-incident.
+    #[test]
+    fn policy_and_commands_drive_the_mitigation_engine() {
+        use levee_mitigate::testing::Fake;
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let nft = Fake::new(levee_mitigate::ExecutorKind::Nftables);
+        let host = levee_mitigate::host::HostInfo {
+            addresses: vec![levee_mitigate::host::HostAddr {
+                interface: "eth0".into(),
+                addr: "10.0.0.2".parse().unwrap(),
+                prefix_len: 24,
+                scope: "global".into(),
+            }],
+            gateways: vec![],
+        };
+        let engine = levee_mitigate::MitigationEngine::new(
+            levee_mitigate::MitigationConfig {
+                enabled: true,
+                ..Default::default()
+            },
+            host,
+            vec![Box::new(nft.clone())],
+            None,
+            Default::default(),
+        )
+        .unwrap();
+        let policy: levee_proto::Policy = serde_json::from_value(json!({
+            "version": 7,
+            "allowlist": ["198.51.100.0/24"],
+            // An unclassified rx_pps incident takes multi_vector's profile.
+            "attack_profiles": {"multi_vector": [{"action": "rate_limit", "pps": 100}]}
+        }))
+        .unwrap();
+        let mut rates = vec![3_000.0; 30];
+        rates.extend(vec![300_000.0; 20]);
+        let script = vec![
+            (2, Control::Policy(policy)),
+            (45, command(9, "rollback_all", json!({}))),
+        ];
+        let (evs, done) = run_controlled_with(dir.path(), rates, script, Some(engine));
+        let a = evs.iter().find(|e| e["event"] == "policy_applied").unwrap();
+        assert_eq!(
+            (&a["profiles"], &a["allowlist"]),
+            (&json!(["multi_vector"]), &json!(1))
+        );
+        let exempt = nft.k().exempt.last().cloned().unwrap();
+        assert!(
+            exempt.contains(&"198.51.100.0/24".parse().unwrap()),
+            "{exempt:?}"
+        );
+        let applied: Vec<_> = evs
+            .iter()
+            .filter(|e| e["event"] == "mitigation_applied")
+            .collect();
+        assert_eq!(applied.len(), 1, "the policy's one step");
+        assert_eq!(applied[0]["action"], "rate_limit(100 pps, burst 10)");
+        let k = kinds(&evs);
+        let pos = |e: &str| {
+            k.iter()
+                .position(|x| x == e)
+                .unwrap_or_else(|| panic!("no {e} in {k:?}"))
+        };
+        assert!(pos("mitigation_applied") < pos("mitigation_rolled_back"));
+        assert!(pos("mitigation_rolled_back") < pos("command_executed"));
+        let rb = &evs[pos("mitigation_rolled_back")];
+        assert_eq!(rb["reason"], "rolled back by command 9");
+        assert!(
+            !k.iter().any(|e| e == "incident_resolved"),
+            "still under attack"
+        );
+        assert_eq!(done[0].result.id, 9);
+        assert!(done[0].result.ok, "{:?}", done[0]);
+        assert_eq!(
+            done[0].result.message,
+            "live mitigations: 1 rolled back, 0 could not be removed"
+        );
+        assert!(nft.k().applied.is_empty());
+    }
+
+    /// Without a policy the same flood is an incident: the test above is not
+    /// passing for want of a flood.
+    #[test]
+    fn without_a_policy_the_flood_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rates = vec![3_000.0; 30];
+        rates.extend(vec![300_000.0; 20]);
+        let (evs, _) = run_controlled(dir.path(), rates, vec![]);
+        assert!(kinds(&evs).iter().any(|e| e == "incident_started"));
     }
 
     #[derive(Default)]

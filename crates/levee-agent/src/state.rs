@@ -1,5 +1,6 @@
 //! The agent's state directory: the baseline snapshot, written atomically and
-//! read back at start, so a restarted agent keeps what it learnt.
+//! read back at start, so a restarted agent keeps what it learnt; and the
+//! server's policy in force, so a restart without the server keeps it too.
 //!
 //! A snapshot that cannot be used (corrupt, another format version, too old) is
 //! never fatal: it is set aside with a reason and the agent learns afresh.
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const SNAPSHOT_FILE: &str = "baseline.json";
+/// The policy in force (the uplink keeps what the server sent in `policy.json`).
+pub const POLICY_FILE: &str = "policy-applied.json";
 
 #[derive(Debug, thiserror::Error)]
 #[error("state directory {path}: {source} (choose another with --state-dir DIR)")]
@@ -49,6 +52,47 @@ impl StateDir {
         })
     }
 
+    /// The last policy from the server this agent applied (and reported).
+    pub fn policy_path(&self) -> PathBuf {
+        self.dir.join(POLICY_FILE)
+    }
+
+    /// Saves the policy in force, atomically.
+    pub fn save_policy(&self, policy: &levee_proto::Policy) -> Result<(), StateError> {
+        let text = serde_json::to_vec_pretty(policy).expect("a policy serialises");
+        self.write_atomic(POLICY_FILE, &text)
+    }
+
+    /// Writes to a temporary file, syncs it and renames it over the old one, so
+    /// a crash mid-write leaves the previous file intact.
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let err = |source| StateError {
+            path: path.clone(),
+            source,
+        };
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(bytes).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)
+    }
+
+    /// The policy saved by [`save_policy`](Self::save_policy); `None` when
+    /// there is none or it cannot be read (then the config alone applies,
+    /// until the server sends the policy again).
+    pub fn load_policy(&self) -> Option<levee_proto::Policy> {
+        let path = self.policy_path();
+        let text = std::fs::read_to_string(&path).ok()?;
+        match serde_json::from_str(&text) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!("{}: {e}; running without the saved policy", path.display());
+                None
+            }
+        }
+    }
+
     pub fn snapshot_path(&self) -> PathBuf {
         self.dir.join(SNAPSHOT_FILE)
     }
@@ -56,16 +100,7 @@ impl StateDir {
     /// Writes to a temporary file, syncs it and renames it over the old one, so
     /// a crash mid-write leaves the previous snapshot intact.
     pub fn save_snapshot(&self, snap: &BaselineSnapshot) -> Result<(), StateError> {
-        let path = self.snapshot_path();
-        let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        let err = |source| StateError {
-            path: path.clone(),
-            source,
-        };
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(snap.to_json().as_bytes()).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, &path).map_err(err)
+        self.write_atomic(SNAPSHOT_FILE, snap.to_json().as_bytes())
     }
 
     /// Loads the snapshot if there is a usable one.

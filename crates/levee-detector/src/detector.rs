@@ -10,7 +10,7 @@
 use crate::ids::IdGen;
 use crate::incident::{step, Input, OpenIncident, Phase, Reading, Timing, Transition};
 use crate::series::Series;
-use crate::settings::DetectorSettings;
+use crate::settings::{DetectorSettings, SettingsError};
 use crate::snapshot::{
     BaselineSnapshot, RestoreReport, SeriesSnapshot, SnapshotError, SNAPSHOT_VERSION,
 };
@@ -108,6 +108,37 @@ impl Detector {
 
     pub fn settings(&self) -> &DetectorSettings {
         &self.settings
+    }
+
+    /// Changes the tunables that take effect at the next tick without
+    /// relearning: multiplier, floors, quiet period, confirmation, update
+    /// interval (a policy from the server). The fields that shape the
+    /// learnt windows (`window`, `recompute_every`, `warmup_samples`,
+    /// `tick_ms`) must stay as they are; nothing changes on any problem.
+    pub fn retune(&mut self, new: DetectorSettings) -> Result<(), Vec<SettingsError>> {
+        let mut problems = new.validate();
+        let old = &self.settings;
+        for (field, same) in [
+            ("window", new.window == old.window),
+            (
+                "recompute_every",
+                new.recompute_every == old.recompute_every,
+            ),
+            ("warmup_samples", new.warmup_samples == old.warmup_samples),
+            ("tick", new.tick_ms == old.tick_ms),
+        ] {
+            if !same {
+                problems.push(SettingsError {
+                    field: field.to_string(),
+                    problem: "cannot change while running (the learnt baselines depend on it); restart with the new value".into(),
+                });
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        self.settings = new;
+        Ok(())
     }
 
     /// Feeds one tick. Observations with a non-positive or non-finite `dt` are

@@ -299,3 +299,40 @@ fn first_target_after_a_silent_warm_up_alerts() {
     let out = run(&mut d, &stream);
     assert_eq!(started(&out), [15]);
 }
+
+/// A policy from the server retunes a running detector: the new multiplier
+/// and floor decide the very next tick, learnt baselines stay, and a change
+/// that would reshape the windows is refused without touching anything.
+#[test]
+fn retune_takes_effect_at_the_next_tick_and_keeps_the_baseline() {
+    let s = settings(100, 5);
+    let mut d = Detector::new(s.clone(), 3);
+    let calm: Vec<_> = (0..100).map(|i| obs(i, 100, 3_000.0)).collect();
+    assert!(started(&run(&mut d, &calm)).is_empty());
+    let key = SeriesKey::new(Target::Interface("eth0".into()), Metric::RxPps);
+    let (base, t) = d.threshold_of(&key).unwrap();
+    assert_eq!(t, (base * 3.0).max(2_000.0));
+
+    let mut tighter = s.clone();
+    tighter.multiplier = 1.5;
+    tighter.floors.insert(Metric::RxPps, 100.0);
+    d.retune(tighter).unwrap();
+    let (base2, t2) = d.threshold_of(&key).unwrap();
+    assert_eq!(base2, base, "the learnt baseline stays");
+    assert_eq!(t2, base * 1.5);
+    // 2x the baseline: below the old 3x threshold, above the new 1.5x one.
+    let step: Vec<_> = (100..110).map(|i| obs(i, 100, 6_000.0)).collect();
+    assert!(!started(&run(&mut d, &step)).is_empty());
+
+    let mut reshaped = s.clone();
+    reshaped.window = 600;
+    reshaped.multiplier = 0.5;
+    let fields: Vec<String> = d
+        .retune(reshaped)
+        .unwrap_err()
+        .into_iter()
+        .map(|e| e.field)
+        .collect();
+    assert_eq!(fields, ["multiplier", "window"]);
+    assert_eq!(d.settings().multiplier, 1.5, "nothing changed");
+}

@@ -236,3 +236,57 @@ fn a_server_away_for_60_s_during_an_attack_loses_no_event() {
     );
     agent.stop().unwrap();
 }
+
+/// An operator asks for a capture during an attack: the agent writes its
+/// pcap ring now and uploads it as the open incident's capture, before the
+/// incident ends; the result comes back on the command.
+#[test]
+fn an_operator_captures_a_pcap_during_an_attack() {
+    let Some(ctx) = setup() else { return };
+    let mut agent = ctx.agent();
+    expect(&mut agent, "agent_started", Duration::from_secs(20));
+    expect(&mut agent, "baseline_ready", Duration::from_secs(30));
+    let flood = ctx
+        .lab
+        .flood(FloodKind::Syn, Duration::from_secs(20))
+        .unwrap();
+    let started = expect(&mut agent, "incident_started", Duration::from_secs(5));
+    let id = started.str("incident_id").unwrap().to_string();
+    let node = ctx.api("GET", "/api/v1/nodes", None)[0]["id"].clone();
+    let cmd = ctx.api(
+        "POST",
+        &format!("/api/v1/nodes/{node}/commands"),
+        Some(json!({"kind": "capture_pcap"})),
+    );
+    let mut result = Value::Null;
+    ctx.wait_server("the command's result", Duration::from_secs(15), |c| {
+        result = c.api("GET", &format!("/api/v1/nodes/{node}/commands"), None)[0].clone();
+        result["id"] == cmd["id"] && !result["ok"].is_null()
+    });
+    assert_eq!(result["ok"], true, "{result}");
+    let msg = result["result"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("uploading it as incident {id}'s capture")),
+        "{msg}"
+    );
+    let server_id = ctx
+        .api("GET", "/api/v1/incidents?state=open", None)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["incident_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("incident {id} not open on the server"))["id"]
+        .clone();
+    ctx.wait_server("the capture", Duration::from_secs(15), |c| {
+        c.api("GET", &format!("/api/v1/incidents/{server_id}"), None)["has_pcap"] == true
+    });
+    assert!(
+        agent.events_of("incident_resolved").is_empty(),
+        "the capture came from the command, while the attack went on"
+    );
+    let executed = agent.events_of("command_executed");
+    assert_eq!(executed.len(), 1);
+    assert_eq!(executed[0].str("kind"), Some("capture_pcap"));
+    drop(flood);
+    agent.stop().unwrap();
+}

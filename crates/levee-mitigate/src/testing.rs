@@ -6,6 +6,7 @@ use crate::action::{Action, ExecutorKind};
 use crate::exec::{Availability, Counter, ExecError, Executor, Owned};
 use crate::rule::RuleSpec;
 use crate::runner::Cmd;
+use levee_packet::classify::fingerprint::IpPrefix;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -18,6 +19,8 @@ pub struct Kernel {
     /// Objects left by "a crash": (owner, what).
     pub leftovers: Vec<(Uuid, String)>,
     pub fail_apply: bool,
+    /// Every exempt list handed to `set_exempt`.
+    pub exempt: Vec<Vec<IpPrefix>>,
 }
 
 /// An executor of kind `kind` over an in-memory kernel.
@@ -113,6 +116,10 @@ impl Executor for Fake {
                 what,
             })
             .collect())
+    }
+    fn set_exempt(&mut self, exempt: &[IpPrefix]) -> Result<(), ExecError> {
+        self.k().exempt.push(exempt.to_vec());
+        Ok(())
     }
     fn remove_owned(&mut self, items: &[Owned], _live: &[Uuid]) -> Result<(), ExecError> {
         let mut k = self.k();

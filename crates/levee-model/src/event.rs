@@ -138,6 +138,31 @@ pub enum EventBody {
         executor: String,
         removed: Vec<String>,
     },
+    /// A policy from the Levee server is in force (once per version; a
+    /// restarted agent reapplies the saved one without reporting it again).
+    /// The detector fields are the settings now in force.
+    PolicyApplied {
+        version: u64,
+        multiplier: f64,
+        quiet_period_ms: u64,
+        /// Every metric's floor now in force.
+        floors: std::collections::BTreeMap<String, f64>,
+        /// Allowlist entries the policy added to the agent's own.
+        allowlist: usize,
+        /// Families whose attack profile the policy sets.
+        profiles: Vec<String>,
+        /// Parts of the policy refused, each with why; each keeps its
+        /// previous value.
+        #[serde(default)]
+        rejected: Vec<String>,
+    },
+    /// A command queued on the server was carried out (`ok`) or not.
+    CommandExecuted {
+        command_id: i64,
+        kind: String,
+        ok: bool,
+        message: String,
+    },
 }
 
 impl EventBody {
@@ -156,6 +181,8 @@ impl EventBody {
             EventBody::MitigationRolledBack { .. } => "mitigation_rolled_back",
             EventBody::MitigationFailed { .. } => "mitigation_failed",
             EventBody::MitigationReconciled { .. } => "mitigation_reconciled",
+            EventBody::PolicyApplied { .. } => "policy_applied",
+            EventBody::CommandExecuted { .. } => "command_executed",
         }
     }
 }

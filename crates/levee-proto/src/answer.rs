@@ -24,7 +24,7 @@ pub struct AgentAnswer {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentCommand {
     pub id: i64,
-    /// What to do, e.g. `rollback_mitigation`, `upload_pcap`, `resnapshot`.
+    /// What to do: one of [`crate::command::KINDS`] (see [`crate::Command`]).
     pub kind: String,
     /// The kind's arguments.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]

@@ -15,6 +15,7 @@
 //! a server accepts event kinds newer than itself.
 
 pub mod answer;
+pub mod command;
 pub mod enroll;
 pub mod error;
 pub mod events;
@@ -22,6 +23,7 @@ pub mod fingerprint;
 pub mod telemetry;
 
 pub use answer::{AgentAnswer, AgentCommand, DetectorPolicy, Policy};
+pub use command::{Command, CommandResult};
 pub use enroll::{EnrollRequest, EnrollResponse};
 pub use error::{ApiErrorBody, FieldError};
 pub use events::{EventBatch, EventEnvelope, EventsAccepted};

@@ -93,9 +93,14 @@ pub struct Heartbeat {
     /// The policy version the agent runs.
     #[serde(default)]
     pub policy_version: u64,
-    /// Commands the agent has carried out since its last heartbeat.
+    /// Commands the agent has handled since its last heartbeat (done or
+    /// failed; either way not to be sent again).
     #[serde(default)]
     pub acked_commands: Vec<i64>,
+    /// What became of those commands (agents older than this field send
+    /// only `acked_commands`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_results: Vec<crate::CommandResult>,
     /// Interfaces the agent watches now.
     #[serde(default)]
     pub interfaces: Vec<String>,
@@ -108,6 +113,11 @@ impl Heartbeat {
         p.check(
             self.acked_commands.len() <= 1000,
             "acked_commands",
+            "at most 1000",
+        );
+        p.check(
+            self.command_results.len() <= 1000,
+            "command_results",
             "at most 1000",
         );
         p.check(self.interfaces.len() <= 256, "interfaces", "at most 256");

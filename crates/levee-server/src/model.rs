@@ -232,5 +232,11 @@ pub struct Command {
     #[schema(value_type = Object)]
     pub args: Value,
     pub created_at: String,
+    /// When the agent reported it handled (`null`: not yet delivered or done).
     pub acked_at: Option<String>,
+    /// Whether the agent carried it out (`null`: no result yet, or an agent
+    /// that only acknowledges).
+    pub ok: Option<bool>,
+    /// What the agent did, or why it could not.
+    pub result: Option<String>,
 }

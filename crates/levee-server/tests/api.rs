@@ -541,12 +541,39 @@ async fn commands_and_policy_reach_the_agent_until_acknowledged() {
         )
         .await;
     assert_eq!(pol["version"], 1);
+    // Kinds and arguments are checked when queued, naming the field.
+    for (body, field) in [
+        (json!({"kind": "resnapshot"}), "kind"),
+        (json!({"kind": "rollback_mitigation"}), "args.mitigation_id"),
+        (
+            json!({"kind": "rollback_mitigation", "args": {"mitigation_id": "x"}}),
+            "args.mitigation_id",
+        ),
+        (
+            json!({"kind": "rollback_all", "args": {"now": 1}}),
+            "args.now",
+        ),
+    ] {
+        let (s, v) = h
+            .call(
+                "POST",
+                &format!("/api/v1/nodes/{node}/commands"),
+                Some(&h.admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (s, v["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{body} -> {v}"
+        );
+    }
     let cmd = h
         .ok(
             "POST",
             &format!("/api/v1/nodes/{node}/commands"),
             &h.admin,
-            Some(json!({"kind": "resnapshot"})),
+            Some(json!({"kind": "reload_iocs"})),
         )
         .await;
     let a = h
@@ -557,14 +584,15 @@ async fn commands_and_policy_reach_the_agent_until_acknowledged() {
             Some(json!({"samples": []})),
         )
         .await;
-    assert_eq!(a["commands"][0]["kind"], "resnapshot");
+    assert_eq!(a["commands"][0]["kind"], "reload_iocs");
     assert_eq!(a["policy"]["allowlist"][0], "192.0.2.0/24");
     let a = h
         .ok(
             "POST",
             "/api/v1/agent/heartbeat",
             &key,
-            Some(json!({"version": "0.1.0", "policy_version": 1, "acked_commands": [cmd["id"]]})),
+            Some(json!({"version": "0.1.0", "policy_version": 1, "acked_commands": [cmd["id"]],
+                        "command_results": [{"id": cmd["id"], "ok": true, "message": "2 lists reloaded"}]})),
         )
         .await;
     assert_eq!(
@@ -581,6 +609,10 @@ async fn commands_and_policy_reach_the_agent_until_acknowledged() {
         )
         .await;
     assert!(cmds[0]["acked_at"].is_string());
+    assert_eq!(
+        (&cmds[0]["ok"], &cmds[0]["result"]),
+        (&json!(true), &json!("2 lists reloaded"))
+    );
 }
 
 #[tokio::test]

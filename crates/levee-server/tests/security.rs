@@ -107,7 +107,7 @@ async fn populate(h: &H) -> (TenantA, String, String) {
         "POST",
         &format!("/api/v1/nodes/{node}/commands"),
         &admin,
-        Some(json!({"kind": "resnapshot"})),
+        Some(json!({"kind": "save_baseline"})),
     )
     .await;
     let (_, b_admin) = h.tenant("bravo").await;
@@ -152,7 +152,7 @@ fn sample_bodies() -> BTreeMap<(&'static str, &'static str), Value> {
         (("put", "/api/v1/policy"), json!({"allowlist": []})),
         (
             ("post", "/api/v1/nodes/{id}/commands"),
-            json!({"kind": "resnapshot"}),
+            json!({"kind": "save_baseline"}),
         ),
         (
             ("post", "/api/v1/agent/incidents/{incident_id}/pcap"),

@@ -498,11 +498,15 @@ async fn suite(store: &Store) {
     assert_eq!(store.policy(t1.id).await.unwrap().allowlist, ["10.0.0.0/8"]);
     assert_eq!(store.policy(t2.id).await.unwrap().version, 0);
     let cmd = store
-        .create_command(t1.id, node, "resnapshot", &json!({}), admin1)
+        .create_command(t1.id, node, "save_baseline", &json!({}), admin1)
+        .await
+        .unwrap();
+    let cmd2 = store
+        .create_command(t1.id, node, "reload_iocs", &json!({}), admin1)
         .await
         .unwrap();
     assert_eq!(store.nodes_with_pending_commands().await.unwrap(), [node]);
-    assert_eq!(store.pending_commands(node).await.unwrap().len(), 1);
+    assert_eq!(store.pending_commands(node).await.unwrap().len(), 2);
     store
         .heartbeat(HeartbeatWrite {
             node_id: node,
@@ -510,7 +514,13 @@ async fn suite(store: &Store) {
             interfaces: ifs.clone(),
             queued_events: 4,
             policy_version: 2,
-            acked_commands: vec![cmd.id],
+            // An agent acknowledging only (older) and one reporting a result.
+            acked_commands: vec![cmd.id, cmd2.id],
+            command_results: vec![levee_proto::CommandResult {
+                id: cmd2.id,
+                ok: false,
+                message: "no indicator lists configured".into(),
+            }],
         })
         .await
         .unwrap();
@@ -518,6 +528,14 @@ async fn suite(store: &Store) {
         store.pending_commands(node).await.unwrap().is_empty(),
         "acked commands are done"
     );
+    let done = store.commands(t1.id, node, 10).await.unwrap();
+    assert_eq!(done[0].id, cmd2.id);
+    assert_eq!(
+        (done[0].ok, done[0].result.as_deref()),
+        (Some(false), Some("no indicator lists configured"))
+    );
+    assert!(done[1].acked_at.is_some());
+    assert_eq!((done[1].ok, done[1].result.as_deref()), (None, None));
     let n = store.node(t1.id, node).await.unwrap().unwrap();
     assert_eq!(
         (n.version.as_str(), n.queued_events, n.policy_version),

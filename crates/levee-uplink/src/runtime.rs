@@ -23,7 +23,8 @@ use crate::queue::{DiskQueue, QueueError, DEFAULT_CAP};
 use levee_model::{Event, TickObservation};
 use levee_proto::limits::{MAX_EVENTS_PER_BATCH, MAX_SAMPLES_PER_BATCH};
 use levee_proto::{
-    AgentAnswer, BaselineEntry, EventBatch, EventEnvelope, Heartbeat, Policy, TelemetryBatch,
+    AgentAnswer, BaselineEntry, CommandResult, EventBatch, EventEnvelope, Heartbeat, Policy,
+    TelemetryBatch,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -94,7 +95,7 @@ enum Msg {
     Tick(TickObservation),
     Baselines(Vec<BaselineEntry>),
     Pcap(PendingPcap),
-    Ack(i64),
+    Done(CommandResult),
     Stop(Duration),
 }
 
@@ -116,7 +117,7 @@ pub struct UplinkHandle {
     tx: mpsc::UnboundedSender<Msg>,
     answers: Mutex<std_mpsc::Receiver<AgentAnswer>>,
     status: Arc<Mutex<UplinkStatus>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for UplinkHandle {
@@ -152,9 +153,10 @@ impl UplinkHandle {
         }));
     }
 
-    /// Reports a command carried out (sent with the next heartbeat).
-    pub fn ack_command(&self, id: i64) {
-        let _ = self.tx.send(Msg::Ack(id));
+    /// Reports what became of a command (sent with the next heartbeat,
+    /// which also acknowledges it so the server stops sending it).
+    pub fn command_done(&self, result: CommandResult) {
+        let _ = self.tx.send(Msg::Done(result));
     }
 
     /// The next answer with commands or a new policy, if any.
@@ -170,10 +172,11 @@ impl UplinkHandle {
     }
 
     /// Stops the uplink, trying for up to `flush` to deliver queued events
-    /// first (those not delivered stay on disk for the next start).
-    pub fn shutdown(mut self, flush: Duration) {
+    /// first (those not delivered stay on disk for the next start). Later
+    /// calls on the handle do nothing.
+    pub fn shutdown(&self, flush: Duration) {
         let _ = self.tx.send(Msg::Stop(flush));
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = lock(&self.thread).take() {
             let _ = t.join();
         }
     }
@@ -181,7 +184,7 @@ impl UplinkHandle {
 
 impl Drop for UplinkHandle {
     fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = lock(&self.thread).take() {
             let _ = self.tx.send(Msg::Stop(Duration::ZERO));
             let _ = t.join();
         }
@@ -213,7 +216,7 @@ impl Uplink {
             &creds.agent_key,
             cfg.request_timeout,
         )?;
-        let policy_version = load_policy(&cfg.state_dir).map(|p| p.version).unwrap_or(0);
+        let policy_version = saved_policy(&cfg.state_dir).map(|p| p.version).unwrap_or(0);
         let status = Arc::new(Mutex::new(UplinkStatus {
             queued: queue.state().len() as u64,
             dropped_unreported: queue.state().dropped(),
@@ -262,7 +265,7 @@ impl Uplink {
             tx,
             answers: Mutex::new(answers_rx),
             status,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
     }
 }
@@ -274,7 +277,7 @@ struct Shared {
     wake: Notify,
     ticks: Mutex<Vec<TickObservation>>,
     baselines: Mutex<Option<Vec<BaselineEntry>>>,
-    acks: Mutex<Vec<i64>>,
+    acks: Mutex<Vec<CommandResult>>,
     interfaces: Mutex<Vec<String>>,
     pcaps: Mutex<Vec<PendingPcap>>,
     policy_version: Mutex<u64>,
@@ -352,7 +355,9 @@ impl Shared {
     }
 }
 
-fn load_policy(dir: &Path) -> Option<Policy> {
+/// The last policy the server sent, as saved in the state dir (`None`:
+/// never received, or unreadable).
+pub fn saved_policy(dir: &Path) -> Option<Policy> {
     let text = std::fs::read_to_string(dir.join(POLICY_FILE)).ok()?;
     serde_json::from_str(&text).ok()
 }
@@ -409,7 +414,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>) {
                     tracing::warn!("cannot save pending pcap uploads: {e}");
                 }
             }
-            Msg::Ack(id) => lock(&shared.acks).push(id),
+            Msg::Done(r) => lock(&shared.acks).push(r),
             Msg::Stop(d) => {
                 flush = d;
                 break;
@@ -578,7 +583,8 @@ async fn heartbeat_task(shared: Arc<Shared>, mut stop: watch::Receiver<Option<In
             uptime_s: shared.started.elapsed().as_secs(),
             queued_events: lock(&shared.queue).state().len() as u64,
             policy_version: *lock(&shared.policy_version),
-            acked_commands: acked.clone(),
+            acked_commands: acked.iter().map(|r| r.id).collect(),
+            command_results: acked.clone(),
             interfaces: lock(&shared.interfaces).clone(),
         };
         let r = shared.client.heartbeat(&hb).await;

@@ -367,7 +367,7 @@ fn policy_commands_acks_and_pcaps() {
     let cmd = srv.api(
         "POST",
         &format!("/api/v1/nodes/{}/commands", creds.node_id),
-        Some(json!({"kind": "resnapshot"})),
+        Some(json!({"kind": "save_baseline"})),
     );
     let up = uplink(adir.path(), 100);
     let mut got = None;
@@ -382,15 +382,23 @@ fn policy_commands_acks_and_pcaps() {
         serde_json::from_str(&std::fs::read_to_string(adir.path().join("policy.json")).unwrap())
             .unwrap();
     assert_eq!(saved.version, 1);
-    up.ack_command(a.commands[0].id);
-    wait_until("ack reaches the server", Duration::from_secs(10), || {
-        srv.api(
-            "GET",
-            &format!("/api/v1/nodes/{}/commands", creds.node_id),
-            None,
-        )[0]["acked_at"]
-            .is_string()
+    up.command_done(levee_proto::CommandResult {
+        id: a.commands[0].id,
+        ok: true,
+        message: "baseline saved".into(),
     });
+    wait_until(
+        "the result reaches the server",
+        Duration::from_secs(10),
+        || {
+            let c = &srv.api(
+                "GET",
+                &format!("/api/v1/nodes/{}/commands", creds.node_id),
+                None,
+            )[0];
+            c["acked_at"].is_string() && c["ok"] == true && c["result"] == "baseline saved"
+        },
+    );
     // An incident, then its capture.
     let inc = Event::new(
         levee_server::store::now_ms(),

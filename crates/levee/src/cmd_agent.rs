@@ -101,7 +101,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<()> {
 
 /// Runs the agent on `cfg` until SIGTERM/SIGINT, enrolling first with `enroll`
 /// (also used by `levee up`).
-pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
+pub fn run_agent(mut cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     tracing::info!(
         node = %cfg.node,
         tick = %humantime::format_duration(cfg.tick),
@@ -113,6 +113,15 @@ pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     );
     // Enrollment problems stop the agent before any thread starts.
     let uplink = crate::uplink_glue::prepare(&cfg, enroll)?;
+    if let Some(up) = &uplink {
+        // Never block the server: the uplink is how the node is managed.
+        for a in crate::uplink_glue::server_addresses(&up.server) {
+            tracing::info!(address = %a, "the Levee server's address is protected from mitigation rules");
+            cfg.mitigation
+                .protected
+                .push(levee_mitigate::safety::host_prefix(a));
+        }
+    }
     let flags = crate::signals::install()?;
     if cfg.netmode.mode != Mode::Host {
         return run_netmode(cfg, flags, uplink);
@@ -121,6 +130,7 @@ pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
     let vis = start_visibility(&cfg, &flags.stop)?;
     let mitigation = start_mitigation(&cfg)?;
+    let state_dir = cfg.state_dir.clone();
     let agent = Agent::new(
         cfg,
         Box::new(source),
@@ -130,7 +140,7 @@ pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     )?
     .with_visibility(vis)
     .with_reload_flag(flags.reload);
-    attach(agent, mitigation, uplink).run(None)?;
+    attach(agent, mitigation, uplink, &state_dir).run(None)?;
     Ok(())
 }
 
@@ -139,13 +149,17 @@ pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
 fn attach(
     mut agent: Agent,
     mitigation: Option<levee_mitigate::MitigationEngine>,
-    uplink: Option<levee_uplink::UplinkHandle>,
+    uplink: Option<crate::uplink_glue::Uplinked>,
+    state_dir: &std::path::Path,
 ) -> Agent {
     if let Some(engine) = mitigation {
         agent = agent.with_mitigation(engine);
     }
     if let Some(up) = uplink {
-        agent = agent.with_observer(Box::new(crate::uplink_glue::UplinkObserver::new(up)));
+        let (observer, controller) = up.into_parts(&state_dir);
+        agent = agent
+            .with_observer(Box::new(observer))
+            .with_controller(Box::new(controller));
     }
     agent
 }
@@ -155,7 +169,7 @@ fn attach(
 fn run_netmode(
     cfg: AgentConfig,
     flags: crate::signals::Flags,
-    uplink: Option<levee_uplink::UplinkHandle>,
+    uplink: Option<crate::uplink_glue::Uplinked>,
 ) -> anyhow::Result<()> {
     let mitigation = start_mitigation(&cfg)?;
     let (ticks, enricher) = levee_agent::netmode::start(&cfg, &flags.stop)
@@ -167,6 +181,7 @@ fn run_netmode(
         "per-IP detection on"
     );
     let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
+    let state_dir = cfg.state_dir.clone();
     let agent = Agent::new(
         cfg,
         Box::new(ticks),
@@ -175,7 +190,7 @@ fn run_netmode(
         levee_agent::runtime::random_seed(),
     )?
     .with_enricher(Box::new(enricher));
-    attach(agent, mitigation, uplink).run(None)?;
+    attach(agent, mitigation, uplink, &state_dir).run(None)?;
     Ok(())
 }
 

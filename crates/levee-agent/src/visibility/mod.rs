@@ -266,6 +266,30 @@ impl Visibility {
         Ok(sum)
     }
 
+    /// Writes the pcap ring of the sampler on `target` (else the busiest)
+    /// now, to `file_name` in the pcap directory: the packets sampled in the
+    /// last `pcap_before`. For an operator's `capture_pcap` command.
+    pub fn capture_now(
+        &self,
+        target: &str,
+        file_name: &str,
+        now_ms: i64,
+    ) -> Result<(PathBuf, WriteSummary), String> {
+        let i = self.sampler_for(target).ok_or(
+            "no packet sampler runs on this node (capture.enabled = false or --no-capture)",
+        )?;
+        if self.capture.ring_packets == 0 || self.samplers[i].lock().ring.is_none() {
+            return Err("the pcap ring is off (capture.ring_packets = 0)".into());
+        }
+        let job = PcapJob {
+            sampler: i,
+            path: self.pcap_dir.join(file_name),
+            from_ns: ms_to_ns(now_ms).saturating_sub(self.capture.pcap_before.as_nanos() as u64),
+        };
+        let sum = self.write_pcap(&job)?;
+        Ok((job.path, sum))
+    }
+
     /// Re-classifies an open incident into its `incident_updated` event;
     /// returns an `incident_vector_changed` event when a new family is
     /// confirmed.

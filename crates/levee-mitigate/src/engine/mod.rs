@@ -12,7 +12,7 @@
 
 use crate::action::{Action, ExecutorKind};
 use crate::audit::{AuditLog, AuditRecord};
-use crate::config::MitigationConfig;
+use crate::config::{MitigationConfig, Profiles};
 use crate::exec::{commands_text, Availability, Executor};
 use crate::guard::{judge, LegitHistory, LegitMeter, Verdict};
 use crate::host::HostInfo;
@@ -22,6 +22,7 @@ use crate::safety::Protected;
 use crate::state::{transition, Event, State};
 use levee_detector::ids::IdGen;
 use levee_model::{EventBody, IncidentInfo, MitigationInfo};
+use levee_packet::classify::fingerprint::IpPrefix;
 use levee_packet::{Family, Fingerprint};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -756,6 +757,73 @@ impl MitigationEngine {
                     tracing::warn!(executor = %kind, "reconcile could not remove {removed:?}: {e}")
                 }
             }
+        }
+        events
+    }
+
+    /// A new allowlist and attack profiles (a policy from the server): the
+    /// allowlist joins the protected set (the node's addresses, gateways
+    /// and `protected` stay), every executor's exemptions follow at once,
+    /// and later incidents get the new profiles. Nothing changes when the
+    /// profiles are invalid (every problem, each naming its key); an
+    /// executor failing to update its exemptions is reported but the new
+    /// policy holds (its next rule carries them).
+    pub fn set_policy(
+        &mut self,
+        allowlist: Vec<IpPrefix>,
+        profiles: Profiles,
+    ) -> Result<Vec<String>, Vec<String>> {
+        let mut cfg = self.cfg.clone();
+        cfg.allowlist = allowlist;
+        cfg.profiles = profiles;
+        let problems: Vec<String> = cfg
+            .validate("policy")
+            .into_iter()
+            .filter(|p| p.starts_with("policy.profiles"))
+            .collect();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        self.protected = Protected::new(&cfg.allowlist, &cfg.protected, &self.host);
+        self.cfg = cfg;
+        let exempt = self.protected.exempt();
+        let mut warnings = Vec::new();
+        for (kind, e) in self.executors.iter_mut() {
+            if !matches!(self.available.get(kind), Some(Availability::Ready)) {
+                continue;
+            }
+            if let Err(err) = e.set_exempt(&exempt) {
+                warnings.push(format!(
+                    "{kind}: updating the exempt prefixes failed: {err}"
+                ));
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// Removes one live mitigation now (an operator's command); `Err` when
+    /// no live mitigation has that id.
+    pub fn rollback(
+        &mut self,
+        mitigation_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Vec<EventBody>, String> {
+        let id = self
+            .live
+            .iter()
+            .map(|m| m.spec.id)
+            .find(|id| id.to_string() == mitigation_id)
+            .ok_or_else(|| format!("no live mitigation {mitigation_id} on this node"))?;
+        Ok(self.end(id, now, Event::RolledBack, reason))
+    }
+
+    /// Removes every live mitigation now, with `reason`.
+    pub fn rollback_all(&mut self, reason: &str, now: i64) -> Vec<EventBody> {
+        let ids: Vec<Uuid> = self.live.iter().map(|m| m.spec.id).collect();
+        let mut events = Vec::new();
+        for id in ids {
+            events.extend(self.end(id, now, Event::RolledBack, reason));
         }
         events
     }

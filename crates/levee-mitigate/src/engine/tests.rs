@@ -515,6 +515,104 @@ fn unavailable_default_executor_is_an_error() {
     assert!(matches!(e, Err(EngineError::Config(_))));
 }
 
+/// A policy from the server: its allowlist is screened out of later rules
+/// and handed to every executor; its profiles replace the families they
+/// name; invalid profiles change nothing.
+#[test]
+fn a_policy_changes_allowlist_and_profiles_of_later_incidents() {
+    let mut r = rig(enabled());
+    let mut profiles = r.engine.config().profiles.clone();
+    profiles.0.insert(
+        Family::SynFlood,
+        vec![Step::new(crate::action::ActionKind::SourceBlock)],
+    );
+    let allow: Vec<IpPrefix> = vec![
+        "192.0.2.0/24".parse().unwrap(),
+        "203.0.113.0/25".parse().unwrap(),
+    ];
+    let warnings = r.engine.set_policy(allow, profiles.clone()).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let exempt = r.nft.k().exempt.last().cloned().unwrap();
+    assert!(
+        exempt.contains(&"203.0.113.0/25".parse().unwrap()),
+        "{exempt:?}"
+    );
+    assert!(
+        exempt.contains(&"10.0.0.2/32".parse().unwrap()),
+        "own address stays"
+    );
+    let ev = r.engine.on_incident_started(
+        &incident(
+            Some("syn_flood"),
+            Some(syn_fp(&["203.0.113.0/24", "198.51.100.0/24"])),
+            &["rx_pps"],
+        ),
+        NOW,
+    );
+    assert_eq!(
+        kinds(&ev),
+        ["mitigation_previewed", "mitigation_applied"],
+        "only the policy's one step"
+    );
+    let block = r.nft.k().applied.values().next().unwrap().clone();
+    assert_eq!(
+        block.sources,
+        vec!["198.51.100.0/24".parse::<IpPrefix>().unwrap()],
+        "the newly allowlisted /25 takes its /24 out of the rule"
+    );
+    // Invalid profiles: refused, nothing changes.
+    let mut bad = profiles.clone();
+    bad.0.insert(
+        Family::UdpFlood,
+        vec![Step::new(crate::action::ActionKind::RateLimit)],
+    );
+    let problems = r.engine.set_policy(vec![], bad).unwrap_err();
+    assert!(problems[0].contains("udp_flood[0].pps"), "{problems:?}");
+    assert_eq!(r.engine.config().profiles, profiles);
+    assert_eq!(r.engine.config().allowlist.len(), 2);
+}
+
+#[test]
+fn operators_roll_back_one_mitigation_or_all() {
+    let mut r = rig(enabled());
+    let ev = r.engine.on_incident_started(
+        &incident(
+            Some("syn_flood"),
+            Some(syn_fp(&["203.0.113.0/24"])),
+            &["rx_pps"],
+        ),
+        NOW,
+    );
+    let ids: Vec<String> = ev
+        .iter()
+        .filter_map(|e| match e {
+            EventBody::MitigationApplied { info, .. } => Some(info.mitigation_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let err = r
+        .engine
+        .rollback("01a1fbca-a736-7516-aa18-813da2481001", "operator", NOW)
+        .unwrap_err();
+    assert!(err.contains("no live mitigation"), "{err}");
+    let ev = r.engine.rollback(&ids[0], "command 7", NOW + 1).unwrap();
+    let EventBody::MitigationRolledBack { info, reason, .. } = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        (info.mitigation_id.as_str(), reason.as_str()),
+        (ids[0].as_str(), "command 7")
+    );
+    assert_eq!(r.engine.live().count(), 2);
+    let ev = r.engine.rollback_all("command 8", NOW + 2);
+    assert_eq!(kinds(&ev), ["mitigation_rolled_back"; 2]);
+    assert_eq!(r.engine.live().count(), 0);
+    assert!(r.nft.k().applied.is_empty() && r.sysctl.k().applied.is_empty());
+    // The incident is still open, but a rule rolled back by hand stays off.
+    assert!(r.engine.tick(NOW + 3).is_empty());
+}
+
 #[test]
 fn with_xdp_configured_what_it_cannot_do_goes_to_nftables() {
     let xdp = Fake::new(ExecutorKind::Xdp);

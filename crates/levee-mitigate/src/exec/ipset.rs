@@ -149,6 +149,13 @@ impl Executor for IpsetExecutor {
         ExecutorKind::Ipset
     }
 
+    fn set_exempt(
+        &mut self,
+        exempt: &[levee_packet::classify::fingerprint::IpPrefix],
+    ) -> Result<(), ExecError> {
+        self.chains.set_exempt(&mut *self.runner, exempt)
+    }
+
     fn availability(&mut self) -> Availability {
         match self.runner.run(&Cmd::new("ipset", ["version"])) {
             Ok(o) if o.success() => Availability::Ready,

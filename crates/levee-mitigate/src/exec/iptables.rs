@@ -106,25 +106,47 @@ impl Chains {
         self.ready[idx(v6)]
     }
 
+    /// `op` (`-A`, `-D`; `-I` puts it first) on the exempt rule of `p`.
+    fn exempt_rule(op: &str, p: &IpPrefix) -> Cmd {
+        let mut args = vec![op.to_string(), CHAIN.to_string()];
+        if op == "-I" {
+            args.push("1".into());
+        }
+        args.extend(s([
+            "-s",
+            &p.to_string(),
+            "-m",
+            "comment",
+            "--comment",
+            EXEMPT_COMMENT,
+            "-j",
+            "RETURN",
+        ]));
+        ipt(p.addr.is_ipv6(), args)
+    }
+
+    /// The commands that take a ready chain's exempt rules from the
+    /// current prefixes to `new`: new ones first in the chain, gone ones deleted.
+    pub fn exempt_change_cmds(&self, new: &[IpPrefix]) -> Vec<Cmd> {
+        let mut v = Vec::new();
+        for p in new.iter().filter(|p| !self.exempt.contains(p)) {
+            if self.is_ready(p.addr.is_ipv6()) {
+                v.push(Self::exempt_rule("-I", p));
+            }
+        }
+        for p in self.exempt.iter().filter(|p| !new.contains(p)) {
+            if self.is_ready(p.addr.is_ipv6()) {
+                v.push(Self::exempt_rule("-D", p));
+            }
+        }
+        v
+    }
+
     /// The commands that create the chain, its exempt rules and its hook.
     pub fn setup_cmds(&self, v6: bool) -> Vec<Cmd> {
         let mut v = vec![ipt(v6, s(["-N", CHAIN]))];
         for p in self.exempt.iter().filter(|p| p.addr.is_ipv6() == v6) {
-            v.push(ipt(
-                v6,
-                s([
-                    "-A",
-                    CHAIN,
-                    "-s",
-                    &p.to_string(),
-                    "-m",
-                    "comment",
-                    "--comment",
-                    EXEMPT_COMMENT,
-                    "-j",
-                    "RETURN",
-                ]),
-            ));
+            v.push(Self::exempt_rule("-A", p));
         }
         v.push(ipt(
             v6,
@@ -395,6 +417,24 @@ impl ChainHandle {
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Chains> {
         // Chains holds plain flags; a panic elsewhere leaves them usable.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// New exempt prefixes: chains already made get their exempt rules
+    /// changed now (both executors sharing the chain call this; the second
+    /// finds nothing to do).
+    pub(crate) fn set_exempt(
+        &self,
+        r: &mut dyn CommandRunner,
+        exempt: &[IpPrefix],
+    ) -> Result<(), ExecError> {
+        let mut chains = self.lock();
+        let cmds = chains.exempt_change_cmds(exempt);
+        chains.exempt = exempt.to_vec();
+        drop(chains);
+        for c in &cmds {
+            r.check(c)?;
+        }
+        Ok(())
     }
 }
 
@@ -727,6 +767,10 @@ impl Executor for IptablesExecutor {
         ExecutorKind::Iptables
     }
 
+    fn set_exempt(&mut self, exempt: &[IpPrefix]) -> Result<(), ExecError> {
+        self.chains.set_exempt(&mut *self.runner, exempt)
+    }
+
     fn availability(&mut self) -> Availability {
         match self.runner.run(&Cmd::new("iptables", ["-V"])) {
             Ok(o) if o.success() => Availability::Ready,
@@ -972,6 +1016,35 @@ mod tests {
         assert_eq!(
             a[1].join(" "),
             "-d 2001:db8::2/128 -p ipv6-icmp -m hl --hl-lt 65 --icmpv6-type 129"
+        );
+    }
+
+    #[test]
+    fn new_exempt_prefixes_change_a_ready_chain_in_place() {
+        let s = ScriptedRunner::new();
+        let chains = ChainHandle::new(vec!["192.0.2.0/24".parse().unwrap()]);
+        let mut ipt = IptablesExecutor::new(Box::new(s.clone()), chains.clone());
+        let mut ips = super::super::ipset::IpsetExecutor::new(Box::new(s.clone()), chains.clone());
+        let new: Vec<IpPrefix> = vec!["198.51.100.0/24".parse().unwrap()];
+        ipt.set_exempt(&new).unwrap();
+        assert!(s.lines().is_empty(), "no chain yet: nothing to run");
+        chains.lock().ready = [true, false];
+        let newer: Vec<IpPrefix> = vec![
+            "198.51.100.0/24".parse().unwrap(),
+            "203.0.113.0/24".parse().unwrap(),
+        ];
+        ipt.set_exempt(&newer).unwrap();
+        ips.set_exempt(&newer).unwrap();
+        assert_eq!(
+            s.lines(),
+            ["iptables -w -I LEVEE 1 -s 203.0.113.0/24 -m comment --comment levee:exempt -j RETURN"],
+            "the second executor sharing the chain finds nothing to do"
+        );
+        s.clear();
+        ipt.set_exempt(&newer[1..]).unwrap();
+        assert_eq!(
+            s.lines(),
+            ["iptables -w -D LEVEE -s 198.51.100.0/24 -m comment --comment levee:exempt -j RETURN"]
         );
     }
 

@@ -25,6 +25,7 @@ pub mod ufw;
 use crate::action::{Action, ExecutorKind};
 use crate::rule::RuleSpec;
 use crate::runner::{Cmd, RunError};
+use levee_packet::classify::fingerprint::IpPrefix;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -146,6 +147,16 @@ pub trait Executor: Send {
     /// Removes objects found by [`owned`](Self::owned); `live` are the
     /// mitigations still in force (scaffolding stays while they exist).
     fn remove_owned(&mut self, items: &[Owned], live: &[Uuid]) -> Result<(), ExecError>;
+
+    /// The prefixes no rule may touch changed (a new allowlist from the
+    /// server): use `exempt` from now on, and update the exemptions already
+    /// in the kernel so live rules honour it too. The default suits
+    /// executors with no exemption of their own (their rules name only the
+    /// sources the engine screened).
+    fn set_exempt(&mut self, exempt: &[IpPrefix]) -> Result<(), ExecError> {
+        let _ = exempt;
+        Ok(())
+    }
 }
 
 /// Renders commands as text for events and previews (one per line, stdin

@@ -115,6 +115,9 @@ pub struct NftExecutor {
     /// Tables (`inet`, `netdev`) whose exempt sets this executor has filled;
     /// later batches leave them alone (refilling interval sets costs ~10 ms).
     ready: BTreeSet<&'static str>,
+    /// The exempt prefixes changed since start: sets may hold old elements,
+    /// so filling one flushes it first.
+    exempt_changed: bool,
 }
 
 impl NftExecutor {
@@ -132,7 +135,39 @@ impl NftExecutor {
             netdev_ingress,
             applied: BTreeSet::new(),
             ready: BTreeSet::new(),
+            exempt_changed: false,
         }
+    }
+
+    /// The lines that (re)fill table `fam`'s exempt sets; `flush`: empty
+    /// them first (in the same transaction, so no packet sees them empty).
+    fn exempt_lines(&self, fam: &str, flush: bool) -> String {
+        let mut out = String::new();
+        for (n, ty) in [(4, "ipv4_addr"), (6, "ipv6_addr")] {
+            writeln!(
+                out,
+                "add set {fam} {TABLE} exempt{n} {{ type {ty}; flags interval; }}"
+            )
+            .ok();
+            if flush {
+                writeln!(out, "flush set {fam} {TABLE} exempt{n}").ok();
+            }
+            let ex: Vec<String> = self
+                .exempt
+                .iter()
+                .filter(|p| p.addr.is_ipv6() == (n == 6))
+                .map(prefix_text)
+                .collect();
+            if !ex.is_empty() {
+                writeln!(
+                    out,
+                    "add element {fam} {TABLE} exempt{n} {{ {} }}",
+                    ex.join(", ")
+                )
+                .ok();
+            }
+        }
+        out
     }
 
     fn hook_for(&self, action: &Action, m: &Match, iface: Option<&str>) -> Hook {
@@ -244,27 +279,7 @@ impl NftExecutor {
             if self.ready.contains(fam) {
                 continue;
             }
-            for (n, ty) in [(4, "ipv4_addr"), (6, "ipv6_addr")] {
-                writeln!(
-                    out,
-                    "add set {fam} {TABLE} exempt{n} {{ type {ty}; flags interval; }}"
-                )
-                .ok();
-                let ex: Vec<String> = self
-                    .exempt
-                    .iter()
-                    .filter(|p| p.addr.is_ipv6() == (n == 6))
-                    .map(prefix_text)
-                    .collect();
-                if !ex.is_empty() {
-                    writeln!(
-                        out,
-                        "add element {fam} {TABLE} exempt{n} {{ {} }}",
-                        ex.join(", ")
-                    )
-                    .ok();
-                }
-            }
+            out.push_str(&self.exempt_lines(fam, self.exempt_changed));
         }
         for h in &hooks {
             writeln!(
@@ -655,6 +670,30 @@ fn parse_listing(fam: &'static str, v: &Value, l: &mut Listing) {
 }
 
 impl Executor for NftExecutor {
+    fn set_exempt(&mut self, exempt: &[IpPrefix]) -> Result<(), ExecError> {
+        let exempt = crate::rule::collapse(exempt);
+        if exempt == self.exempt {
+            return Ok(());
+        }
+        self.exempt = exempt;
+        self.exempt_changed = true;
+        // Tables already there get the new sets now, atomically.
+        let text: String = self
+            .ready
+            .iter()
+            .map(|fam| format!("add table {fam} {TABLE}\n{}", self.exempt_lines(fam, true)))
+            .collect();
+        if text.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.run_batch(&text) {
+            // The next apply rebuilds them from scratch.
+            self.ready.clear();
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn kind(&self) -> ExecutorKind {
         ExecutorKind::Nftables
     }
@@ -1142,6 +1181,43 @@ add rule netdev levee in_eth0 ip daddr @m_3da2481001_d4 ip saddr != @exempt4 met
         assert_eq!(
             s.log().last().unwrap().stdin.as_deref(),
             Some("delete table inet levee\n")
+        );
+    }
+
+    /// A new allowlist reaches tables already in the kernel at once (flush
+    /// and refill in one transaction) and every later first fill.
+    #[test]
+    fn new_exempt_prefixes_refill_live_sets_atomically() {
+        let s = ScriptedRunner::new();
+        let mut e = exec(&s);
+        let new: Vec<IpPrefix> = vec![
+            "198.51.100.0/24".parse().unwrap(),
+            "10.0.0.1/32".parse().unwrap(),
+        ];
+        e.set_exempt(&new).unwrap();
+        assert!(s.log().is_empty(), "no table yet: nothing to run");
+        e.apply(&spec(Action::Drop, Family::AckFlood, None))
+            .unwrap();
+        let first = s.log()[0].stdin.clone().unwrap();
+        assert!(
+            first.contains("flush set inet levee exempt4\nadd element inet levee exempt4 { 198.51.100.0/24, 10.0.0.1 }"),
+            "{first}"
+        );
+        assert!(!first.contains("192.0.2.0/24"), "{first}");
+        s.clear();
+        e.set_exempt(&new).unwrap();
+        assert!(s.log().is_empty(), "unchanged: nothing to run");
+        e.set_exempt(&["203.0.113.7/32".parse().unwrap()]).unwrap();
+        assert_eq!(
+            s.log()[0].stdin.as_deref(),
+            Some(
+                "add table inet levee\n\
+                 add set inet levee exempt4 { type ipv4_addr; flags interval; }\n\
+                 flush set inet levee exempt4\n\
+                 add element inet levee exempt4 { 203.0.113.7 }\n\
+                 add set inet levee exempt6 { type ipv6_addr; flags interval; }\n\
+                 flush set inet levee exempt6\n"
+            )
         );
     }
 

@@ -196,6 +196,37 @@ impl TcExecutor {
         }
     }
 
+    /// The filters that let exempt sources through on `dev` untouched.
+    fn exempt_cmds(&self, dev: &str) -> Vec<Cmd> {
+        self.exempt
+            .iter()
+            .map(|p| {
+                let v6 = p.addr.is_ipv6();
+                Cmd::new(
+                    "tc",
+                    [
+                        "filter",
+                        "add",
+                        "dev",
+                        dev,
+                        "ingress",
+                        "prio",
+                        &EXEMPT_PRIO[usize::from(v6)].to_string(),
+                        "protocol",
+                        if v6 { "ipv6" } else { "ip" },
+                        "u32",
+                        "match",
+                        if v6 { "ip6" } else { "ip" },
+                        "src",
+                        &p.to_string(),
+                        "classid",
+                        EXEMPT_CLASS,
+                    ],
+                )
+            })
+            .collect()
+    }
+
     fn prio_for(&self, id: Uuid) -> u16 {
         if let Some(p) = self.prios.get(&id) {
             return *p;
@@ -254,30 +285,7 @@ impl TcExecutor {
             cmds.push(Cmd::new("tc", ["qdisc", "add", "dev", &dev, "clsact"]));
         }
         if !state.exempt_added {
-            for p in &self.exempt {
-                let v6 = p.addr.is_ipv6();
-                cmds.push(Cmd::new(
-                    "tc",
-                    [
-                        "filter",
-                        "add",
-                        "dev",
-                        &dev,
-                        "ingress",
-                        "prio",
-                        &EXEMPT_PRIO[usize::from(v6)].to_string(),
-                        "protocol",
-                        if v6 { "ipv6" } else { "ip" },
-                        "u32",
-                        "match",
-                        if v6 { "ip6" } else { "ip" },
-                        "src",
-                        &p.to_string(),
-                        "classid",
-                        EXEMPT_CLASS,
-                    ],
-                ));
-            }
+            cmds.extend(self.exempt_cmds(&dev));
         }
         cmds.push(Cmd::new("ip", ["link", "add", &ifb, "type", "ifb"]));
         cmds.push(Cmd::new("ip", ["link", "set", &ifb, "up"]));
@@ -482,6 +490,31 @@ fn json(text: String, cmd: &Cmd) -> Result<Value, ExecError> {
 impl Executor for TcExecutor {
     fn kind(&self) -> ExecutorKind {
         ExecutorKind::Tc
+    }
+
+    /// Devices already shaped get their exempt filters replaced (deleted by
+    /// priority, then added again: for those few ms the shaper sees the
+    /// exempt sources too, which only delays them).
+    fn set_exempt(&mut self, exempt: &[IpPrefix]) -> Result<(), ExecError> {
+        if exempt == self.exempt.as_slice() {
+            return Ok(());
+        }
+        self.exempt = exempt.to_vec();
+        let devs: Vec<String> = self
+            .devices
+            .iter()
+            .filter(|(_, st)| st.exempt_added)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for dev in devs {
+            for (i, p) in EXEMPT_PRIO.iter().enumerate() {
+                self.del_filter(&dev, *p, if i == 1 { "ipv6" } else { "ip" })?;
+            }
+            for c in self.exempt_cmds(&dev) {
+                self.runner.check(&c)?;
+            }
+        }
+        Ok(())
     }
 
     fn availability(&mut self) -> Availability {

@@ -221,6 +221,7 @@ pub async fn heartbeat(
                 queued_events: hb.queued_events,
                 policy_version: hb.policy_version,
                 acked_commands: hb.acked_commands,
+                command_results: hb.command_results,
             }),
             ..Default::default()
         })

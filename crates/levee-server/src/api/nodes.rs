@@ -9,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use levee_model::timefmt::{parse_rfc3339, rfc3339_millis};
-use levee_proto::error::Problems;
 use levee_proto::{ApiErrorBody, FieldError};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -158,9 +157,10 @@ pub async fn list_commands(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCommand {
-    /// snake_case command kind, e.g. `rollback_mitigation`.
+    /// One of `rollback_mitigation` (`args.mitigation_id`), `rollback_all`,
+    /// `capture_pcap` (optional `args.incident_id`), `reload_iocs`, `save_baseline`.
     pub kind: String,
-    /// Arguments (a JSON object).
+    /// The kind's arguments (a JSON object; omit for none).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub args: serde_json::Value,
@@ -168,23 +168,7 @@ pub struct CreateCommand {
 
 impl Validate for CreateCommand {
     fn validate(&self) -> Result<(), Vec<FieldError>> {
-        let mut p = Problems::default();
-        p.check(
-            !self.kind.is_empty()
-                && self.kind.len() <= 64
-                && self
-                    .kind
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-            "kind",
-            "must be snake_case, 1 to 64 bytes",
-        );
-        p.check(
-            self.args.is_null() || self.args.is_object(),
-            "args",
-            "must be a JSON object",
-        );
-        p.into_result()
+        levee_proto::Command::parse(&self.kind, &self.args).map(|_| ())
     }
 }
 

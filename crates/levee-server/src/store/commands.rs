@@ -13,6 +13,8 @@ struct CommandRow {
     args: String,
     created_ms: i64,
     acked_ms: Option<i64>,
+    ok: Option<i64>,
+    result: Option<String>,
 }
 
 impl From<CommandRow> for Command {
@@ -24,6 +26,8 @@ impl From<CommandRow> for Command {
             args: serde_json::from_str(&r.args).unwrap_or(serde_json::Value::Null),
             created_at: rfc3339_millis(r.created_ms),
             acked_at: ts_opt(r.acked_ms),
+            ok: r.ok.map(|v| v != 0),
+            result: r.result,
         }
     }
 }
@@ -39,7 +43,7 @@ impl Store {
     ) -> Result<Command, StoreError> {
         let row: CommandRow = on!(&self.write, p => sqlx::query_as(
             "INSERT INTO commands (tenant_id, node_id, kind, args, created_ms, created_by) VALUES ($1, $2, $3, $4, $5, $6) \
-             RETURNING id, node_id, kind, args, created_ms, acked_ms",
+             RETURNING id, node_id, kind, args, created_ms, acked_ms, ok, result",
         )
         .bind(tenant_id)
         .bind(node_id)
@@ -61,7 +65,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Command>, StoreError> {
         let rows: Vec<CommandRow> = on!(&self.read, p => sqlx::query_as(
-            "SELECT id, node_id, kind, args, created_ms, acked_ms FROM commands WHERE tenant_id = $1 AND node_id = $2 \
+            "SELECT id, node_id, kind, args, created_ms, acked_ms, ok, result FROM commands WHERE tenant_id = $1 AND node_id = $2 \
              ORDER BY id DESC LIMIT $3",
         )
         .bind(tenant_id)
@@ -76,7 +80,7 @@ impl Store {
     /// Unacknowledged commands of a node, oldest first, as the agent sees them.
     pub async fn pending_commands(&self, node_id: i64) -> Result<Vec<AgentCommand>, StoreError> {
         let rows: Vec<CommandRow> = on!(&self.read, p => sqlx::query_as(
-            "SELECT id, node_id, kind, args, created_ms, acked_ms FROM commands WHERE node_id = $1 AND acked_ms IS NULL \
+            "SELECT id, node_id, kind, args, created_ms, acked_ms, ok, result FROM commands WHERE node_id = $1 AND acked_ms IS NULL \
              ORDER BY id LIMIT 100",
         )
         .bind(node_id)

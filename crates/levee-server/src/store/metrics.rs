@@ -192,6 +192,26 @@ impl Store {
                 q.build().execute(&mut *tx).await.ctx("recording heartbeats")?;
             }
             for (w, hb) in &beats {
+                for r in &hb.command_results {
+                    let mut msg = r.message.clone();
+                    if msg.len() > levee_proto::command::MAX_RESULT_LEN {
+                        let mut cut = levee_proto::command::MAX_RESULT_LEN;
+                        while !msg.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        msg.truncate(cut);
+                    }
+                    sqlx::query("UPDATE commands SET acked_ms = COALESCE(acked_ms, $1), ok = $2, result = $3 \
+                                 WHERE id = $4 AND node_id = $5 AND ok IS NULL")
+                        .bind(w.seen_ms)
+                        .bind(i64::from(r.ok))
+                        .bind(msg)
+                        .bind(r.id)
+                        .bind(hb.node_id)
+                        .execute(&mut *tx)
+                        .await
+                        .ctx("recording a command result")?;
+                }
                 for id in &hb.acked_commands {
                     sqlx::query("UPDATE commands SET acked_ms = $1 WHERE id = $2 AND node_id = $3 AND acked_ms IS NULL")
                         .bind(w.seen_ms)

@@ -120,16 +120,30 @@ pub struct Store {
 }
 
 /// The migrations, embedded per dialect (version, description, SQL).
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
-const PG_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "command results",
+        include_str!("../../migrations/sqlite/0002_command_results.sql"),
+    ),
+];
+const PG_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "command results",
+        include_str!("../../migrations/postgres/0002_command_results.sql"),
+    ),
+];
 
 fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {
     let migrations = list

@@ -65,6 +65,7 @@ pub struct HeartbeatWrite {
     pub queued_events: u64,
     pub policy_version: u64,
     pub acked_commands: Vec<i64>,
+    pub command_results: Vec<levee_proto::CommandResult>,
 }
 
 impl Store {

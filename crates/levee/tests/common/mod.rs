@@ -123,15 +123,45 @@ pub fn free_port() -> u16 {
 
 /// A POST with a bearer token; the answer as JSON (must be 2xx).
 pub fn post(url: &str, fp: Fingerprint, token: &str, body: Value) -> Value {
+    send("POST", url, fp, token, body)
+}
+
+/// A PUT with a bearer token; the answer as JSON (must be 2xx).
+pub fn put(url: &str, fp: Fingerprint, token: &str, body: Value) -> Value {
+    send("PUT", url, fp, token, body)
+}
+
+fn send(method: &str, url: &str, fp: Fingerprint, token: &str, body: Value) -> Value {
     let c = reqwest::blocking::Client::builder()
         .use_preconfigured_tls(client_config(Arc::new(PinVerifier::new(Trust::Pinned(fp)))))
         .build()
         .unwrap();
-    let r = c.post(url).bearer_auth(token).json(&body).send().unwrap();
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let r = c
+        .request(m, url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .unwrap();
     let status = r.status();
     let v: Value = r.json().unwrap_or(Value::Null);
-    assert!(status.is_success(), "POST {url}: {status} {v}");
+    assert!(status.is_success(), "{method} {url}: {status} {v}");
     v
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or panics after `limit`
+/// naming `what` and the last value seen.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => {
+                panic!("{what} did not happen within {limit:?}; last seen: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }
 
 /// The text of `url` without a token (e.g. /metrics).
