@@ -19,4 +19,7 @@
 //! - [`engine`]: the API the agent and the server call.
 
 pub mod action;
+pub mod build;
 pub mod flowspec;
+pub mod render;
+pub mod rule;
