@@ -3,6 +3,7 @@
 
 mod cmd_agent;
 mod cmd_audit;
+mod cmd_flowspec;
 mod cmd_mitigate;
 mod cmd_pcap;
 mod cmd_server;
@@ -41,6 +42,9 @@ enum Command {
     /// Check the mitigation audit log.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
+    /// Build BGP FlowSpec rules (ExaBGP, GoBGP, BIRD, Junos, IOS-XR syntax).
+    #[command(subcommand)]
+    Flowspec(cmd_flowspec::FlowspecCommand),
     /// Run the Levee server: REST API, agent ingest, storage, correlation.
     Server(cmd_server::ServerArgs),
     /// Server and agent on this host in one go (SQLite, self-signed TLS): the quickest start.
@@ -63,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Pcap(p) => cmd_pcap::run(p),
         Command::Mitigate(m) => cmd_mitigate::run(m),
         Command::Audit(a) => cmd_audit::run(a),
+        Command::Flowspec(f) => cmd_flowspec::run(f),
         Command::Server(s) => cmd_server::run(s),
         Command::Up(u) => cmd_up::run(u),
     };

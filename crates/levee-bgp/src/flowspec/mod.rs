@@ -6,6 +6,7 @@
 //! [`nlri`] turns a [`FlowSpec`] into NLRI bytes and back.
 
 pub mod nlri;
+pub mod text;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
