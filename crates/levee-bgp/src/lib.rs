@@ -22,4 +22,6 @@ pub mod action;
 pub mod build;
 pub mod flowspec;
 pub mod render;
+pub mod rpki;
 pub mod rule;
+pub mod safety;
