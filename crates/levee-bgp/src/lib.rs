@@ -20,8 +20,12 @@
 
 pub mod action;
 pub mod build;
+pub mod config;
+pub mod escalate;
 pub mod flowspec;
 pub mod render;
 pub mod rpki;
 pub mod rule;
 pub mod safety;
+pub mod scrub;
+pub mod speaker;

@@ -158,4 +158,4 @@ pub(crate) fn protocol_name(p: u64) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
