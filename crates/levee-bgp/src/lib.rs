@@ -21,6 +21,7 @@
 pub mod action;
 pub mod build;
 pub mod config;
+pub mod engine;
 pub mod escalate;
 pub mod flowspec;
 pub mod render;
@@ -29,3 +30,4 @@ pub mod rule;
 pub mod safety;
 pub mod scrub;
 pub mod speaker;
+pub mod system;
