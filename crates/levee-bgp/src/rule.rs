@@ -84,6 +84,14 @@ pub enum Rule {
     Divert(Diversion),
 }
 
+/// See [`Rule::key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RuleKey<'a> {
+    Flow(&'a FlowSpec),
+    Rtbh(IpNet),
+    Divert(IpNet),
+}
+
 impl Rule {
     /// The destination the rule acts on (what the safety checks judge);
     /// `None` for a FlowSpec rule without a destination component.
@@ -92,6 +100,17 @@ impl Rule {
             Rule::Flow(f) => f.spec.dst.map(|p| p.net),
             Rule::Rtbh(r) => Some(r.prefix),
             Rule::Divert(d) => Some(d.prefix),
+        }
+    }
+
+    /// What identifies the route on the wire (the NLRI): two rules with the
+    /// same key are one route, the later announcement replacing the
+    /// earlier's attributes (a rate-limit becoming a discard).
+    pub fn key(&self) -> RuleKey<'_> {
+        match self {
+            Rule::Flow(f) => RuleKey::Flow(&f.spec),
+            Rule::Rtbh(r) => RuleKey::Rtbh(r.prefix),
+            Rule::Divert(d) => RuleKey::Divert(d.prefix),
         }
     }
 

@@ -417,8 +417,22 @@ impl BgpEngine {
             t.live = stay;
             gone
         };
+        let desired_keys: Vec<_> = desired.iter().map(|(_, r)| r.key()).collect();
         for l in gone {
-            out.extend(self.withdraw(&view, l, now, &format!("replaced at {to}"), false));
+            let reason = format!("replaced at {to}");
+            if desired_keys.contains(&l.rule.key()) {
+                // The new announcement of the same NLRI already replaced it;
+                // withdrawing would remove the new one.
+                let info = self.info(&view, &l.id, &l.executor, &l.text, &l.rule, l.level);
+                self.audit(now, "withdrawn", &info, &reason);
+                out.push(EventBody::MitigationRolledBack {
+                    info,
+                    reason,
+                    expired: false,
+                });
+            } else {
+                out.extend(self.withdraw(&view, l, now, &reason, false));
+            }
         }
         out
     }

@@ -15,9 +15,10 @@ impl Recorder {
     fn live(&self) -> Vec<Rule> {
         let mut live: Vec<Rule> = Vec::new();
         for (op, r) in self.log.lock().unwrap().iter() {
-            match op {
-                Op::Announce => live.push(r.clone()),
-                Op::Withdraw => live.retain(|x| x != r),
+            // As on the wire: one route per NLRI.
+            live.retain(|x| x.key() != r.key());
+            if *op == Op::Announce {
+                live.push(r.clone());
             }
         }
         live
@@ -136,7 +137,19 @@ fn escalates_level_by_level_and_withdraws_on_resolve() {
             "mitigation_rolled_back"
         ]
     );
-    assert!(matches!(&rec.live()[..], [Rule::Flow(f)] if f.actions == [Action::Discard]));
+    // Same NLRI: the new announcement replaced the old route; no withdraw
+    // was sent (it would have removed the new one).
+    assert_eq!(
+        rec.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(op, _)| *op == Op::Withdraw)
+            .count(),
+        0
+    );
+    let live = e.live().map(|l| l.rule.clone()).collect::<Vec<_>>();
+    assert!(matches!(&live[..], [Rule::Flow(f)] if f.actions == [Action::Discard]));
     // Level 4 at once adds RTBH and the diversion.
     let evs = e.on_event(&i(6000.0 * M), 3000);
     assert_eq!(

@@ -143,6 +143,8 @@ impl Speaker for Bird {
     fn announce(&mut self, rule: &Rule) -> Result<(), SpeakerError> {
         bird::route(rule)?;
         let before = self.routes.clone();
+        // Same NLRI: the new rule replaces the old one, as on the wire.
+        self.routes.retain(|r| r.key() != rule.key());
         self.routes.insert(rule.clone());
         self.apply(before)
     }
