@@ -38,6 +38,8 @@ pub struct AgentConfig {
     pub capture: CaptureConfig,
     /// On-node mitigation (`[mitigation]`, off unless enabled).
     pub mitigation: levee_mitigate::MitigationConfig,
+    /// Network mitigation (`[bgp]`, off unless enabled).
+    pub bgp: levee_bgp::config::BgpConfig,
     /// Indicator lists matched against incident sources (`[[ioc.lists]]`).
     pub ioc: IocConfig,
     /// Reporting to a Levee server (`[uplink]`).
@@ -130,6 +132,7 @@ impl AgentConfig {
             detector: DetectorSettings::default(),
             capture: CaptureConfig::default(),
             mitigation: levee_mitigate::MitigationConfig::default(),
+            bgp: levee_bgp::config::BgpConfig::default(),
             ioc: IocConfig::default(),
             uplink: UplinkSettings::default(),
             source: None,
@@ -284,6 +287,7 @@ impl AgentConfig {
             i.finish();
         }
         let mitigation = root.table("mitigation");
+        let bgp = root.table("bgp");
         if let Some(mut u) = root.sub("uplink") {
             self.uplink.read(&mut u);
             u.finish();
@@ -291,6 +295,9 @@ impl AgentConfig {
         root.finish();
         if let Some(t) = mitigation {
             read_mitigation(&mut self.mitigation, t, problems);
+        }
+        if let Some(t) = bgp {
+            read_bgp(&mut self.bgp, t, problems);
         }
         events_file_set
     }
@@ -316,6 +323,31 @@ fn read_mitigation(
         }
         Err(e) => problems.push(ConfigProblem {
             key: "mitigation".into(),
+            message: e.message().to_string(),
+        }),
+    }
+}
+
+/// `[bgp]`: `levee_bgp`'s serde types (unknown keys are errors), then its
+/// validation, which reports every remaining problem.
+fn read_bgp(
+    cfg: &mut levee_bgp::config::BgpConfig,
+    table: toml::Table,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    match toml::Value::Table(table).try_into::<levee_bgp::config::BgpConfig>() {
+        Ok(b) => {
+            for p in b.validate("bgp") {
+                let (key, message) = p.split_once(": ").unwrap_or(("bgp", &p));
+                problems.push(ConfigProblem {
+                    key: key.into(),
+                    message: message.into(),
+                });
+            }
+            *cfg = b;
+        }
+        Err(e) => problems.push(ConfigProblem {
+            key: "bgp".into(),
             message: e.message().to_string(),
         }),
     }
@@ -458,6 +490,19 @@ mod tests {
             Some("https://levee.example.com:8443")
         );
         assert_eq!(c.uplink.queue_events, 2_000);
+        let b = &c.bgp;
+        assert!(b.enabled && b.validate("bgp").is_empty());
+        assert_eq!(b.origin_as, 64500);
+        assert_eq!(b.prefixes.len(), 2);
+        assert_eq!(b.ttl, Duration::from_secs(300));
+        assert_eq!(b.rtbh.communities.len(), 1);
+        assert_eq!(b.speaker.kind, levee_bgp::config::SpeakerKind::Gobgp);
+        assert_eq!(
+            b.thresholds_for(Some(levee_packet::Family::SynFlood))
+                .levels[1]
+                .1,
+            200_000_000
+        );
         assert!(c.uplink.server_fingerprint.is_some());
         // Every key the reader knows appears in the example (uncommented).
         for key in [
@@ -575,6 +620,9 @@ mod tests {
             assert!(e.contains(key), "{key} missing in {e}");
         }
         assert!(!load("").unwrap().mitigation.enabled, "off by default");
+        assert!(!load("").unwrap().bgp.enabled, "off by default");
+        let e = load("[bgp]\nenabled = true\n").unwrap_err().to_string();
+        assert!(e.contains("bgp.origin_as") && e.contains("bgp.rpki"), "{e}");
     }
 
     #[test]

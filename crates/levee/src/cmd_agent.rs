@@ -107,6 +107,7 @@ pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
     let vis = start_visibility(&cfg, &flags.stop)?;
     let mitigation = start_mitigation(&cfg)?;
+    let bgp = start_bgp(&cfg)?;
     let mut agent = Agent::new(
         cfg,
         Box::new(source),
@@ -119,11 +120,32 @@ pub fn run_agent(cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<()> {
     if let Some(engine) = mitigation {
         agent = agent.with_mitigation(engine);
     }
+    if let Some(engine) = bgp {
+        agent = agent.with_bgp(engine);
+    }
     if let Some(up) = uplink {
         agent = agent.with_observer(Box::new(crate::uplink_glue::UplinkObserver::new(up)));
     }
     agent.run(None)?;
     Ok(())
+}
+
+/// The BGP network mitigation engine when `[bgp] enabled = true`: the
+/// speaker adapter, the ROAs (loaded now; a failure stops the agent) and
+/// the audit log.
+fn start_bgp(cfg: &AgentConfig) -> anyhow::Result<Option<levee_bgp::engine::BgpEngine>> {
+    if !cfg.bgp.enabled {
+        return Ok(None);
+    }
+    let engine = levee_bgp::system::build(&cfg.bgp, &cfg.state_dir)
+        .context("starting network mitigation ([bgp] enabled = true)")?;
+    tracing::info!(
+        speaker = ?cfg.bgp.speaker.kind,
+        roas = engine.roas().map_or(0, |r| r.len()),
+        prefixes = cfg.bgp.prefixes.len(),
+        "network mitigation (BGP) on"
+    );
+    Ok(Some(engine))
 }
 
 /// The on-node mitigation engine when `[mitigation] enabled = true`. A
