@@ -52,6 +52,7 @@ impl Executor for Fake {
         match self.kind {
             ExecutorKind::Sysctl => matches!(action, Action::SynCookies { .. }),
             ExecutorKind::Route => *action == Action::Blackhole,
+            ExecutorKind::Xdp => matches!(action, Action::Drop | Action::SourceBlock),
             _ => !matches!(action, Action::SynCookies { .. } | Action::Blackhole),
         }
     }

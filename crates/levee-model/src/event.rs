@@ -119,6 +119,12 @@ pub enum EventBody {
         reason: String,
         #[serde(default)]
         expired: bool,
+        /// Packets the rules acted on over their life, when the tool
+        /// counts (nftables, iptables, XDP).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        packets: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<u64>,
     },
     /// Refused, or the tool failed to apply, verify or remove it.
     MitigationFailed {
@@ -333,6 +339,8 @@ mod tests {
                 info: info.clone(),
                 reason: "incident resolved".into(),
                 expired: false,
+                packets: Some(1200),
+                bytes: None,
             },
             EventBody::MitigationFailed {
                 info,

@@ -31,7 +31,9 @@
 //!   of the program (test double and differential oracle);
 //! - [`kernel`]: the embedded object, aya loading, kernel maps,
 //!   `BPF_PROG_TEST_RUN`; [`netlink`] and [`reconcile`]: what is attached
-//!   where, and removing leftovers; [`filter`]: [`XdpFilter`].
+//!   where, and removing leftovers; [`filter`]: [`XdpFilter`];
+//! - [`executor`]: [`XdpExecutor`], the filter as `levee-mitigate`'s
+//!   `executor = "xdp"`.
 //!
 //! # Without clang
 //!
@@ -51,6 +53,7 @@
 
 pub mod convert;
 pub mod error;
+pub mod executor;
 pub mod filter;
 pub mod kernel;
 pub mod maps;
@@ -63,6 +66,7 @@ pub mod table;
 
 pub use convert::exact_matches;
 pub use error::{XdpError, BUILD_PACKAGES};
+pub use executor::{XdpBackend, XdpExecutor};
 pub use filter::{Mode, XdpFilter};
 pub use kernel::{available, TestRun, XdpAction, PROGRAM_NAME};
 pub use maps::{Counters, FilterMaps, RuleSet, Totals};

@@ -159,7 +159,10 @@ fn start_mitigation(cfg: &AgentConfig) -> anyhow::Result<Option<levee_mitigate::
         cfg.mitigation.clone(),
         &cfg.state_dir,
         levee_mitigate::runner::SystemRunner::new(),
-        vec![],
+        vec![crate::cmd_mitigate::agent_xdp_executor(
+            &cfg.mitigation,
+            &cfg.interfaces,
+        )?],
         levee_agent::runtime::random_seed(),
     )
     .context("starting on-node mitigation ([mitigation] enabled = true)")?;

@@ -78,6 +78,9 @@ pub struct ReconcileArgs {
     config: Option<PathBuf>,
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Interfaces to check for leftover Levee XDP programs (repeatable).
+    #[arg(long = "interface", short = 'i', value_name = "NAME")]
+    interfaces: Vec<String>,
 }
 
 pub fn run(cmd: MitigateCommand) -> anyhow::Result<()> {
@@ -226,8 +229,9 @@ fn preview(a: PlanArgs) -> anyhow::Result<()> {
     };
     let protected =
         levee_mitigate::Protected::new(&cfg.allowlist, &cfg.protected, &HostInfo::default());
-    let executors =
+    let mut executors =
         levee_mitigate::system::standard_executors(&cfg, protected.exempt(), &RefuseRunner, None);
+    executors.push(xdp_executor(a.interface.as_slice()));
     let family = inc.profile_family();
     let steps = cfg.steps(family);
     let opts = levee_mitigate::EngineOptions {
@@ -279,7 +283,7 @@ fn apply(a: ApplyArgs) -> anyhow::Result<()> {
         cfg,
         &dir,
         SystemRunner::new(),
-        vec![],
+        vec![xdp_executor(a.plan.interface.as_slice())],
         levee_agent::runtime::random_seed(),
     )?;
     let mut inc = incident(&a.plan)?;
@@ -329,7 +333,13 @@ fn reconcile(a: ReconcileArgs) -> anyhow::Result<()> {
     // Reconcile needs no particular executor: dry-run skips the check that
     // the configured one is present.
     cfg.dry_run = true;
-    let mut engine = levee_mitigate::system::build(cfg, &dir, SystemRunner::new(), vec![], 0)?;
+    let mut engine = levee_mitigate::system::build(
+        cfg,
+        &dir,
+        SystemRunner::new(),
+        vec![xdp_executor(&a.interfaces)],
+        0,
+    )?;
     let events = engine.reconcile(levee_agent::runtime::unix_now_ms());
     if events.is_empty() {
         eprintln!("levee: nothing of Levee's found in the kernel");
@@ -338,4 +348,29 @@ fn reconcile(a: ReconcileArgs) -> anyhow::Result<()> {
         print_event(ev, true);
     }
     Ok(())
+}
+
+/// The XDP executor (`executor = "xdp"`) on `interfaces` (the first takes
+/// rules whose incident names no interface). Loads nothing until a rule
+/// needs it.
+pub fn xdp_executor(interfaces: &[String]) -> Box<dyn levee_mitigate::exec::Executor> {
+    Box::new(levee_xdp::XdpExecutor::new(
+        interfaces,
+        levee_xdp::Mode::Auto,
+    ))
+}
+
+/// [`xdp_executor`] for an agent: when XDP is the configured executor the
+/// program is loaded (verified by the kernel) at start, so the first attack
+/// only attaches it.
+pub fn agent_xdp_executor(
+    cfg: &levee_mitigate::MitigationConfig,
+    interfaces: &[String],
+) -> anyhow::Result<Box<dyn levee_mitigate::exec::Executor>> {
+    if cfg.executor != levee_mitigate::ExecutorKind::Xdp || cfg.dry_run {
+        return Ok(xdp_executor(interfaces));
+    }
+    let x = levee_xdp::XdpExecutor::preloaded(interfaces, levee_xdp::Mode::Auto)
+        .context("loading the XDP program ([mitigation] executor = \"xdp\")")?;
+    Ok(Box::new(x))
 }

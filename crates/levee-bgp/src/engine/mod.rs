@@ -429,6 +429,8 @@ impl BgpEngine {
                     info,
                     reason,
                     expired: false,
+                    packets: None,
+                    bytes: None,
                 });
             } else {
                 out.extend(self.withdraw(&view, l, now, &reason, false));
@@ -544,10 +546,13 @@ impl BgpEngine {
         match result {
             Ok(()) => {
                 self.audit(now, "withdrawn", &info, reason);
+                // Routers keep FlowSpec counters; BGP carries none back.
                 vec![EventBody::MitigationRolledBack {
                     info,
                     reason: reason.to_string(),
                     expired,
+                    packets: None,
+                    bytes: None,
                 }]
             }
             Err(e) => {

@@ -265,6 +265,15 @@ impl MitigationEngine {
                     self.cfg.executor
                 } else if let Some(k) = ExecutorKind::natural_for(action) {
                     k
+                } else if self.cfg.executor == ExecutorKind::Xdp
+                    && self
+                        .executors
+                        .get(&ExecutorKind::Nftables)
+                        .is_some_and(|e| e.supports(action))
+                {
+                    // XDP only drops; it sits in front of netfilter, so
+                    // what it cannot do nftables does behind it.
+                    ExecutorKind::Nftables
                 } else if *action == Action::SourceBlock
                     && self.executors.contains_key(&ExecutorKind::Ipset)
                 {
@@ -571,6 +580,8 @@ impl MitigationEngine {
             .executors
             .get_mut(&m.executor)
             .expect("executor of a live mitigation");
+        // Read before removal: the counters go with the rules.
+        let counted = exec.counters().ok().and_then(|c| c.get(&id).copied());
         match exec.remove(&m.spec) {
             Ok(()) => {
                 m.state = step(m.state, how);
@@ -584,6 +595,8 @@ impl MitigationEngine {
                     info: m.info(),
                     reason: reason.into(),
                     expired: how == Event::Expired,
+                    packets: counted.map(|c| c.packets),
+                    bytes: counted.map(|c| c.bytes),
                 }]
             }
             Err(e) => {

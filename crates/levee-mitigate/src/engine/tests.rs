@@ -514,3 +514,44 @@ fn unavailable_default_executor_is_an_error() {
     let e = MitigationEngine::new(bad, host(), vec![], None, EngineOptions::default());
     assert!(matches!(e, Err(EngineError::Config(_))));
 }
+
+#[test]
+fn with_xdp_configured_what_it_cannot_do_goes_to_nftables() {
+    let xdp = Fake::new(ExecutorKind::Xdp);
+    let nft = Fake::new(ExecutorKind::Nftables);
+    let mut cfg = enabled();
+    cfg.executor = ExecutorKind::Xdp;
+    cfg.profiles.0.insert(
+        Family::SynFlood,
+        vec![
+            Step::new(crate::ActionKind::SourceBlock),
+            Step {
+                action: crate::ActionKind::RateLimit,
+                pps: Some(100),
+                burst: Some(10),
+                ..Step::new(crate::ActionKind::RateLimit)
+            },
+        ],
+    );
+    let mut engine = MitigationEngine::new(
+        cfg,
+        host(),
+        vec![Box::new(xdp.clone()), Box::new(nft.clone())],
+        None,
+        EngineOptions { seed: 1 },
+    )
+    .unwrap();
+    let fp = syn_fp(&["203.0.113.0/24"]);
+    let ev = engine.on_incident_started(&incident(Some("syn_flood"), Some(fp), &["rx_pps"]), NOW);
+    assert!(!kinds(&ev).contains(&"mitigation_failed"), "{ev:#?}");
+    let on_xdp: Vec<Action> = xdp.k().applied.values().map(|r| r.action).collect();
+    let on_nft: Vec<Action> = nft.k().applied.values().map(|r| r.action).collect();
+    assert_eq!(on_xdp, [Action::SourceBlock]);
+    assert_eq!(
+        on_nft,
+        [Action::RateLimit {
+            pps: 100,
+            burst: 10
+        }]
+    );
+}
