@@ -15,16 +15,19 @@ use std::path::{Path, PathBuf};
 pub const FILES: [&str; 4] = ["flow4.conf", "flow6.conf", "rtbh4.conf", "rtbh6.conf"];
 
 /// What the operator's bird.conf needs: the flow tables and the four static
-/// protocols including Levee's files (export them to the edge sessions).
+/// protocols including Levee's files (export them to the edge sessions:
+/// `levee_fs4`/`levee_fs6` on the flow channels, `levee_bh4`/`levee_bh6` on
+/// the unicast ones). BIRD only takes `include` at the start of a line, and
+/// protocol names share one namespace with table names.
 pub fn config_snippet(dir: &Path) -> String {
     let d = dir.display();
     format!(
         "# Levee's announcements (levee-bgp writes the included files).\n\
          flow4 table levee_flow4;\nflow6 table levee_flow6;\n\
-         protocol static levee_flow4 {{ flow4 {{ table levee_flow4; }}; include \"{d}/flow4.conf\"; }}\n\
-         protocol static levee_flow6 {{ flow6 {{ table levee_flow6; }}; include \"{d}/flow6.conf\"; }}\n\
-         protocol static levee_rtbh4 {{ ipv4; include \"{d}/rtbh4.conf\"; }}\n\
-         protocol static levee_rtbh6 {{ ipv6; include \"{d}/rtbh6.conf\"; }}\n"
+         protocol static levee_fs4 {{\n  flow4 {{ table levee_flow4; }};\n  include \"{d}/flow4.conf\";\n}}\n\
+         protocol static levee_fs6 {{\n  flow6 {{ table levee_flow6; }};\n  include \"{d}/flow6.conf\";\n}}\n\
+         protocol static levee_bh4 {{\n  ipv4;\n  include \"{d}/rtbh4.conf\";\n}}\n\
+         protocol static levee_bh6 {{\n  ipv6;\n  include \"{d}/rtbh6.conf\";\n}}\n"
     )
 }
 

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 pub fn process_script(pipe: &Path, acks: &Path) -> String {
     format!(
         "#!/bin/sh\n# Written by Levee: feeds ExaBGP's API from {pipe} and keeps its acknowledgements in {acks}.\n\
-         cat >> '{acks}' &\nexec cat 0<> '{pipe}'\n",
+         # (A background job's stdin is /dev/null unless redirected: hand it ExaBGP's via fd 3.)\n\
+         exec 3<&0\ncat <&3 >> '{acks}' &\nexec cat 0<> '{pipe}' 3<&-\n",
         pipe = pipe.display(),
         acks = acks.display()
     )
