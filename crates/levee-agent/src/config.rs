@@ -294,60 +294,44 @@ impl AgentConfig {
         }
         root.finish();
         if let Some(t) = mitigation {
-            read_mitigation(&mut self.mitigation, t, problems);
+            read_section(
+                "mitigation",
+                &mut self.mitigation,
+                t,
+                |m, k| m.validate(k),
+                problems,
+            );
         }
         if let Some(t) = bgp {
-            read_bgp(&mut self.bgp, t, problems);
+            read_section("bgp", &mut self.bgp, t, |b, k| b.validate(k), problems);
         }
         events_file_set
     }
 }
 
-/// `[mitigation]`: `levee_mitigate`'s serde types (unknown keys are errors),
-/// then its validation, which reports every remaining problem.
-fn read_mitigation(
-    cfg: &mut levee_mitigate::MitigationConfig,
+/// A serde-typed section (`[mitigation]`, `[bgp]`): unknown keys are
+/// errors, then the section's own validation reports every remaining
+/// problem, each under its key.
+fn read_section<T: serde::de::DeserializeOwned>(
+    section: &str,
+    cfg: &mut T,
     table: toml::Table,
+    validate: impl Fn(&T, &str) -> Vec<String>,
     problems: &mut Vec<ConfigProblem>,
 ) {
-    match toml::Value::Table(table).try_into::<levee_mitigate::MitigationConfig>() {
-        Ok(m) => {
-            for p in m.validate("mitigation") {
-                let (key, message) = p.split_once(": ").unwrap_or(("mitigation", &p));
+    match toml::Value::Table(table).try_into::<T>() {
+        Ok(v) => {
+            for p in validate(&v, section) {
+                let (key, message) = p.split_once(": ").unwrap_or((section, &p));
                 problems.push(ConfigProblem {
                     key: key.into(),
                     message: message.into(),
                 });
             }
-            *cfg = m;
+            *cfg = v;
         }
         Err(e) => problems.push(ConfigProblem {
-            key: "mitigation".into(),
-            message: e.message().to_string(),
-        }),
-    }
-}
-
-/// `[bgp]`: `levee_bgp`'s serde types (unknown keys are errors), then its
-/// validation, which reports every remaining problem.
-fn read_bgp(
-    cfg: &mut levee_bgp::config::BgpConfig,
-    table: toml::Table,
-    problems: &mut Vec<ConfigProblem>,
-) {
-    match toml::Value::Table(table).try_into::<levee_bgp::config::BgpConfig>() {
-        Ok(b) => {
-            for p in b.validate("bgp") {
-                let (key, message) = p.split_once(": ").unwrap_or(("bgp", &p));
-                problems.push(ConfigProblem {
-                    key: key.into(),
-                    message: message.into(),
-                });
-            }
-            *cfg = b;
-        }
-        Err(e) => problems.push(ConfigProblem {
-            key: "bgp".into(),
+            key: section.into(),
             message: e.message().to_string(),
         }),
     }

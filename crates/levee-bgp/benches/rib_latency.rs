@@ -15,45 +15,15 @@ use levee_bgp::config::BgpConfig;
 use levee_bgp::engine::BgpEngine;
 use levee_bgp::rpki::{Roa, RoaSet};
 use levee_bgp::speaker::gobgp::GoBgp;
+use levee_bgp::testing::{incident, resolved};
 use levee_lab::bgp::{GoBgpd, Neighbor, BGP_TOOLS};
 use levee_lab::report::{num, results_table, Row};
 use levee_lab::stats::summarize;
 use levee_lab::{require_lab_with, Lab};
 use levee_mitigate::runner::SystemRunner;
-use levee_model::{
-    EventBody, IncidentDetails, IncidentInfo, IncidentMetric, IncidentResolvedSummary,
-};
+use levee_model::EventBody;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-
-fn incident(id: &str, victim: IpAddr, bps: f64) -> IncidentInfo {
-    IncidentInfo {
-        incident_id: id.into(),
-        target: "lv-vic0".into(),
-        metric: "rx_bps".into(),
-        value: bps,
-        baseline: 1e4,
-        ratio: bps / 1e4,
-        threshold: 1e5,
-        metrics: vec![IncidentMetric {
-            target: "lv-vic0".into(),
-            metric: "rx_bps".into(),
-            value: bps,
-            baseline: 1e4,
-            threshold: 1e5,
-            ratio: bps / 1e4,
-            peak: bps,
-        }],
-        started_at: "2026-11-21T00:00:00.000Z".into(),
-        family: Some("syn_flood".into()),
-        confidence: Some(99),
-        fingerprint: None,
-        details: IncidentDetails {
-            victim: Some(victim.to_string()),
-            ..Default::default()
-        },
-    }
-}
 
 /// Milliseconds until the edge RIB does (or does not) hold `needle`.
 fn until(edge: &mut GoBgpd, present: bool, needle: &str) -> f64 {
@@ -129,7 +99,7 @@ fn main() {
         let id = format!("bench-{i}");
         let t0 = Instant::now();
         let evs = engine.on_event(
-            &EventBody::IncidentStarted(incident(&id, vic, 700e6)),
+            &EventBody::IncidentStarted(incident(&id, vic, 700e6, "syn_flood")),
             i as i64 * 1000,
         );
         call.push(t0.elapsed().as_secs_f64() * 1000.0);
@@ -140,15 +110,7 @@ fn main() {
         until(&mut edge, true, &needle);
         up.push(t0.elapsed().as_secs_f64() * 1000.0);
         let t1 = Instant::now();
-        let resolved = EventBody::IncidentResolved {
-            info: incident(&id, vic, 0.0),
-            summary: IncidentResolvedSummary {
-                duration_s: 1.0,
-                peak: 1.0,
-                total_packets: 1,
-                total_bytes: 1,
-            },
-        };
+        let resolved = resolved(&id, vic, "syn_flood");
         engine.on_event(&resolved, i as i64 * 1000 + 500);
         until(&mut edge, false, &needle);
         down.push(t1.elapsed().as_secs_f64() * 1000.0);

@@ -31,3 +31,4 @@ pub mod safety;
 pub mod scrub;
 pub mod speaker;
 pub mod system;
+pub mod testing;

@@ -11,58 +11,15 @@ use levee_bgp::config::BgpConfig;
 use levee_bgp::engine::BgpEngine;
 use levee_bgp::rpki::rtr;
 use levee_bgp::speaker::gobgp::GoBgp;
+use levee_bgp::testing::{incident, resolved};
 use levee_lab::bgp::{GoBgpd, Neighbor, StayRtr, BGP_TOOLS, STAYRTR_TOOLS};
 use levee_lab::{require_lab_with, Lab, Ns};
 use levee_mitigate::runner::SystemRunner;
-use levee_model::{
-    EventBody, IncidentDetails, IncidentInfo, IncidentMetric, IncidentResolvedSummary,
-};
+use levee_model::EventBody;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
-
-fn incident(id: &str, victim: IpAddr, bps: f64) -> IncidentInfo {
-    let m = IncidentMetric {
-        target: "lv-vic0".into(),
-        metric: "rx_bps".into(),
-        value: bps,
-        baseline: 1e4,
-        threshold: 1e5,
-        ratio: bps / 1e4,
-        peak: bps,
-    };
-    IncidentInfo {
-        incident_id: id.into(),
-        target: "lv-vic0".into(),
-        metric: "rx_bps".into(),
-        value: bps,
-        baseline: 1e4,
-        ratio: bps / 1e4,
-        threshold: 1e5,
-        metrics: vec![m],
-        started_at: "2026-11-21T00:00:00.000Z".into(),
-        family: Some("syn_flood".into()),
-        confidence: Some(99),
-        fingerprint: None,
-        details: IncidentDetails {
-            victim: Some(victim.to_string()),
-            ..Default::default()
-        },
-    }
-}
-
-fn resolved(id: &str, victim: IpAddr) -> EventBody {
-    EventBody::IncidentResolved {
-        info: incident(id, victim, 0.0),
-        summary: IncidentResolvedSummary {
-            duration_s: 1.0,
-            peak: 1.0,
-            total_packets: 1,
-            total_bytes: 1,
-        },
-    }
-}
 
 fn applied(evs: &[EventBody]) -> usize {
     evs.iter()
@@ -151,7 +108,7 @@ fn gobgp_speaker_to_edge_router() {
 
     // Level 1: rate-limit to 12.5 MB/s.
     let evs = engine.on_event(
-        &EventBody::IncidentStarted(incident("v4", vic, 150e6)),
+        &EventBody::IncidentStarted(incident("v4", vic, 150e6, "syn_flood")),
         1_000,
     );
     assert_eq!(applied(&evs), 1, "{evs:?}");
@@ -166,7 +123,7 @@ fn gobgp_speaker_to_edge_router() {
     );
     // Level 2: discard replaces it.
     let evs = engine.on_event(
-        &EventBody::IncidentUpdated(incident("v4", vic, 600e6)),
+        &EventBody::IncidentUpdated(incident("v4", vic, 600e6, "syn_flood")),
         2_000,
     );
     assert_eq!(applied(&evs), 1, "{evs:?}");
@@ -177,7 +134,10 @@ fn gobgp_speaker_to_edge_router() {
         .unwrap();
     assert_eq!(rib.matches(&host).count(), 1, "{rib}");
     // Level 3: RTBH with the BLACKHOLE community (GoBGP shows 65535:666 as "blackhole").
-    let evs = engine.on_event(&EventBody::IncidentUpdated(incident("v4", vic, 3e9)), 3_000);
+    let evs = engine.on_event(
+        &EventBody::IncidentUpdated(incident("v4", vic, 3e9, "syn_flood")),
+        3_000,
+    );
     assert_eq!(applied(&evs), 1, "{evs:?}");
     let rib = edge
         .wait_rib("ipv4", T, |r| r.contains(&format!("{vic}/32")))
@@ -190,7 +150,7 @@ fn gobgp_speaker_to_edge_router() {
     // IPv6 FlowSpec.
     if let Some(v6) = vic6 {
         let evs = engine.on_event(
-            &EventBody::IncidentStarted(incident("v6", v6, 700e6)),
+            &EventBody::IncidentStarted(incident("v6", v6, 700e6, "syn_flood")),
             3_500,
         );
         assert_eq!(applied(&evs), 1, "{evs:?}");
@@ -198,13 +158,13 @@ fn gobgp_speaker_to_edge_router() {
             .wait_rib("ipv6-flowspec", T, |r| r.contains(&format!("{v6}/128")))
             .unwrap();
         assert!(rib.contains("discard"), "{rib}");
-        engine.on_event(&resolved("v6", v6), 3_600);
+        engine.on_event(&resolved("v6", v6, "syn_flood"), 3_600);
         edge.wait_rib("ipv6-flowspec", T, |r| !r.contains(&format!("{v6}/128")))
             .unwrap();
     }
 
     // Resolve: everything withdrawn from the edge.
-    let evs = engine.on_event(&resolved("v4", vic), 4_000);
+    let evs = engine.on_event(&resolved("v4", vic, "syn_flood"), 4_000);
     assert_eq!(
         evs.iter()
             .filter(|e| e.kind() == "mitigation_rolled_back")
@@ -220,7 +180,7 @@ fn gobgp_speaker_to_edge_router() {
     // TTL lapse: the attack stops being seen; the rule goes at expiry.
     let ttl = cfg.ttl.as_millis() as i64;
     engine.on_event(
-        &EventBody::IncidentStarted(incident("ttl", vic, 700e6)),
+        &EventBody::IncidentStarted(incident("ttl", vic, 700e6, "syn_flood")),
         10_000,
     );
     edge.wait_rib("ipv4-flowspec", T, |r| r.contains(&host))
@@ -240,7 +200,7 @@ fn gobgp_speaker_to_edge_router() {
     // Refused: a foreign destination, and an RPKI-invalid covering prefix.
     let foreign: IpAddr = "192.0.2.9".parse().unwrap();
     let evs = engine.on_event(
-        &EventBody::IncidentStarted(incident("f", foreign, 700e6)),
+        &EventBody::IncidentStarted(incident("f", foreign, 700e6, "syn_flood")),
         20_000,
     );
     let f = failed(&evs);
@@ -250,7 +210,7 @@ fn gobgp_speaker_to_edge_router() {
     );
     let invalid: IpAddr = "10.99.0.5".parse().unwrap();
     let evs = engine.on_event(
-        &EventBody::IncidentStarted(incident("i", invalid, 700e6)),
+        &EventBody::IncidentStarted(incident("i", invalid, 700e6, "syn_flood")),
         20_000,
     );
     let f = failed(&evs);

@@ -8,57 +8,15 @@ use levee_bgp::config::BgpConfig;
 use levee_bgp::engine::BgpEngine;
 use levee_bgp::rpki::{Roa, RoaSet};
 use levee_bgp::speaker::{bird, exabgp, Speaker};
+use levee_bgp::testing::{incident, resolved};
 use levee_lab::bgp::{Bird, ExaBgpd, GoBgpd, Neighbor, BGP_TOOLS, BIRD_TOOLS, EXABGP_TOOLS};
 use levee_lab::{require_lab_with, Lab};
 use levee_mitigate::runner::SystemRunner;
-use levee_model::{
-    EventBody, IncidentDetails, IncidentInfo, IncidentMetric, IncidentResolvedSummary,
-};
+use levee_model::EventBody;
 use std::net::IpAddr;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
-
-fn incident(id: &str, victim: IpAddr, bps: f64) -> IncidentInfo {
-    IncidentInfo {
-        incident_id: id.into(),
-        target: "lv-vic0".into(),
-        metric: "rx_bps".into(),
-        value: bps,
-        baseline: 1e4,
-        ratio: bps / 1e4,
-        threshold: 1e5,
-        metrics: vec![IncidentMetric {
-            target: "lv-vic0".into(),
-            metric: "rx_bps".into(),
-            value: bps,
-            baseline: 1e4,
-            threshold: 1e5,
-            ratio: bps / 1e4,
-            peak: bps,
-        }],
-        started_at: "2026-11-21T00:00:00.000Z".into(),
-        family: Some("dns_amplification".into()),
-        confidence: Some(99),
-        fingerprint: None,
-        details: IncidentDetails {
-            victim: Some(victim.to_string()),
-            ..Default::default()
-        },
-    }
-}
-
-fn resolved(id: &str, victim: IpAddr) -> EventBody {
-    EventBody::IncidentResolved {
-        info: incident(id, victim, 0.0),
-        summary: IncidentResolvedSummary {
-            duration_s: 1.0,
-            peak: 1.0,
-            total_packets: 1,
-            total_bytes: 1,
-        },
-    }
-}
 
 fn engine(lab: &Lab, speaker: Box<dyn Speaker>) -> BgpEngine {
     let vic = IpAddr::V4(lab.victim_ip());
@@ -100,7 +58,7 @@ fn exercise(lab: &Lab, edge: &mut GoBgpd, engine: &mut BgpEngine, rtbh: bool) {
     let vic = IpAddr::V4(lab.victim_ip());
     let host = format!("[destination: {vic}/32]");
     ok(&engine.on_event(
-        &EventBody::IncidentStarted(incident("v4", vic, 700e6)),
+        &EventBody::IncidentStarted(incident("v4", vic, 700e6, "dns_amplification")),
         1_000,
     ));
     let rib = edge
@@ -113,7 +71,10 @@ fn exercise(lab: &Lab, edge: &mut GoBgpd, engine: &mut BgpEngine, rtbh: bool) {
         "{rib}"
     );
     if rtbh {
-        ok(&engine.on_event(&EventBody::IncidentUpdated(incident("v4", vic, 3e9)), 2_000));
+        ok(&engine.on_event(
+            &EventBody::IncidentUpdated(incident("v4", vic, 3e9, "dns_amplification")),
+            2_000,
+        ));
         let rib = edge
             .wait_rib("ipv4", T, |r| r.contains(&format!("{vic}/32")))
             .unwrap();
@@ -121,18 +82,18 @@ fn exercise(lab: &Lab, edge: &mut GoBgpd, engine: &mut BgpEngine, rtbh: bool) {
     }
     if let Some(v6) = lab.victim_ip6().map(IpAddr::V6) {
         ok(&engine.on_event(
-            &EventBody::IncidentStarted(incident("v6", v6, 700e6)),
+            &EventBody::IncidentStarted(incident("v6", v6, 700e6, "dns_amplification")),
             2_500,
         ));
         let rib = edge
             .wait_rib("ipv6-flowspec", T, |r| r.contains(&format!("{v6}/128")))
             .unwrap();
         assert!(rib.contains("discard"), "{rib}");
-        ok(&engine.on_event(&resolved("v6", v6), 2_600));
+        ok(&engine.on_event(&resolved("v6", v6, "dns_amplification"), 2_600));
         edge.wait_rib("ipv6-flowspec", T, |r| !r.contains(&format!("{v6}/128")))
             .unwrap();
     }
-    ok(&engine.on_event(&resolved("v4", vic), 3_000));
+    ok(&engine.on_event(&resolved("v4", vic, "dns_amplification"), 3_000));
     edge.wait_rib("ipv4-flowspec", T, |r| !r.contains(&host))
         .unwrap();
     edge.wait_rib("ipv4", T, |r| !r.contains(&format!("{vic}/32")))
