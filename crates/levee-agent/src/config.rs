@@ -39,6 +39,8 @@ pub struct AgentConfig {
     pub capture: CaptureConfig,
     /// On-node mitigation (`[mitigation]`, off unless enabled).
     pub mitigation: levee_mitigate::MitigationConfig,
+    /// Network mitigation (`[bgp]`, off unless enabled).
+    pub bgp: levee_bgp::config::BgpConfig,
     /// Indicator lists matched against incident sources (`[[ioc.lists]]`).
     pub ioc: IocConfig,
     /// Flow and mirror modes (`agent.mode`, `[networks]`, `[flow]`, `[mirror]`).
@@ -135,6 +137,7 @@ impl AgentConfig {
             detector: DetectorSettings::default(),
             capture: CaptureConfig::default(),
             mitigation: levee_mitigate::MitigationConfig::default(),
+            bgp: levee_bgp::config::BgpConfig::default(),
             ioc: IocConfig::default(),
             netmode: NetModeConfig::default(),
             uplink: UplinkSettings::default(),
@@ -311,38 +314,51 @@ impl AgentConfig {
             m.finish();
         }
         let mitigation = root.table("mitigation");
+        let bgp = root.table("bgp");
         if let Some(mut u) = root.sub("uplink") {
             self.uplink.read(&mut u);
             u.finish();
         }
         root.finish();
         if let Some(t) = mitigation {
-            read_mitigation(&mut self.mitigation, t, problems);
+            read_section(
+                "mitigation",
+                &mut self.mitigation,
+                t,
+                |m, k| m.validate(k),
+                problems,
+            );
+        }
+        if let Some(t) = bgp {
+            read_section("bgp", &mut self.bgp, t, |b, k| b.validate(k), problems);
         }
         events_file_set
     }
 }
 
-/// `[mitigation]`: `levee_mitigate`'s serde types (unknown keys are errors),
-/// then its validation, which reports every remaining problem.
-fn read_mitigation(
-    cfg: &mut levee_mitigate::MitigationConfig,
+/// A serde-typed section (`[mitigation]`, `[bgp]`): unknown keys are
+/// errors, then the section's own validation reports every remaining
+/// problem, each under its key.
+fn read_section<T: serde::de::DeserializeOwned>(
+    section: &str,
+    cfg: &mut T,
     table: toml::Table,
+    validate: impl Fn(&T, &str) -> Vec<String>,
     problems: &mut Vec<ConfigProblem>,
 ) {
-    match toml::Value::Table(table).try_into::<levee_mitigate::MitigationConfig>() {
-        Ok(m) => {
-            for p in m.validate("mitigation") {
-                let (key, message) = p.split_once(": ").unwrap_or(("mitigation", &p));
+    match toml::Value::Table(table).try_into::<T>() {
+        Ok(v) => {
+            for p in validate(&v, section) {
+                let (key, message) = p.split_once(": ").unwrap_or((section, &p));
                 problems.push(ConfigProblem {
                     key: key.into(),
                     message: message.into(),
                 });
             }
-            *cfg = m;
+            *cfg = v;
         }
         Err(e) => problems.push(ConfigProblem {
-            key: "mitigation".into(),
+            key: section.into(),
             message: e.message().to_string(),
         }),
     }
@@ -494,6 +510,19 @@ mod tests {
             Some("https://levee.example.com:8443")
         );
         assert_eq!(c.uplink.queue_events, 2_000);
+        let b = &c.bgp;
+        assert!(b.enabled && b.validate("bgp").is_empty());
+        assert_eq!(b.origin_as, 64500);
+        assert_eq!(b.prefixes.len(), 2);
+        assert_eq!(b.ttl, Duration::from_secs(300));
+        assert_eq!(b.rtbh.communities.len(), 1);
+        assert_eq!(b.speaker.kind, levee_bgp::config::SpeakerKind::Gobgp);
+        assert_eq!(
+            b.thresholds_for(Some(levee_packet::Family::SynFlood))
+                .levels[1]
+                .1,
+            200_000_000
+        );
         assert!(c.uplink.server_fingerprint.is_some());
         // Every key the reader knows appears in the example (uncommented).
         for key in [
@@ -611,6 +640,9 @@ mod tests {
             assert!(e.contains(key), "{key} missing in {e}");
         }
         assert!(!load("").unwrap().mitigation.enabled, "off by default");
+        assert!(!load("").unwrap().bgp.enabled, "off by default");
+        let e = load("[bgp]\nenabled = true\n").unwrap_err().to_string();
+        assert!(e.contains("bgp.origin_as") && e.contains("bgp.rpki"), "{e}");
     }
 
     #[test]

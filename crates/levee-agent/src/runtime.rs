@@ -91,6 +91,8 @@ pub struct Agent {
     enricher: Option<Box<dyn IncidentEnricher>>,
     /// On-node mitigation (off unless [`Agent::with_mitigation`]).
     mitigation: Option<levee_mitigate::MitigationEngine>,
+    /// Network mitigation: BGP FlowSpec/RTBH (off unless [`Agent::with_bgp`]).
+    bgp: Option<levee_bgp::engine::BgpEngine>,
     observers: Vec<Box<dyn Observer>>,
     /// Sources of the server's policies and commands (the uplink).
     controllers: Vec<Box<dyn Controller>>,
@@ -137,6 +139,7 @@ impl Agent {
             last_errors: Vec::new(),
             enricher: None,
             mitigation: None,
+            bgp: None,
             observers: Vec::new(),
             controllers: Vec::new(),
             policy_base,
@@ -169,6 +172,42 @@ impl Agent {
     pub fn with_mitigation(mut self, engine: levee_mitigate::MitigationEngine) -> Self {
         self.mitigation = Some(engine);
         self
+    }
+
+    /// Mitigates in the network: every incident event feeds the BGP
+    /// escalation engine (rules announced as the rate grows, withdrawn on
+    /// resolve or TTL lapse); the tick expires rules; stop withdraws all.
+    pub fn with_bgp(mut self, engine: levee_bgp::engine::BgpEngine) -> Self {
+        self.bgp = Some(engine);
+        self
+    }
+
+    /// Runs one BGP engine call and emits its events.
+    fn network(
+        &mut self,
+        now: i64,
+        call: impl FnOnce(&mut levee_bgp::engine::BgpEngine, i64) -> Vec<EventBody>,
+    ) -> Result<(), RunError> {
+        let Some(engine) = self.bgp.as_mut() else {
+            return Ok(());
+        };
+        let t0 = Instant::now();
+        let events = call(engine, now);
+        let ts = now + t0.elapsed().as_millis() as i64;
+        for e in events {
+            self.emit(ts, e)?;
+        }
+        Ok(())
+    }
+
+    /// Emits an incident event and hands it to the BGP engine.
+    fn emit_incident(&mut self, now: i64, body: EventBody) -> Result<(), RunError> {
+        let copy = self.bgp.is_some().then(|| body.clone());
+        self.emit(now, body)?;
+        match copy {
+            Some(b) => self.network(now, |e, t| e.on_event(&b, t)),
+            None => Ok(()),
+        }
     }
 
     /// Runs one mitigation call and emits its events, stamped `now` plus the
@@ -588,6 +627,7 @@ impl Agent {
         }
         self.control(now)?;
         self.vis.rotate(now);
+        self.network(now, |b, t| b.tick(t))?;
         self.mitigate(now, |m, t| m.tick(t))
     }
 
@@ -604,7 +644,7 @@ impl Agent {
                     e.started(&mut i, now);
                 }
                 let to_mitigate = self.mitigation.is_some().then(|| i.clone());
-                self.emit(now, EventBody::IncidentStarted(i))?;
+                self.emit_incident(now, EventBody::IncidentStarted(i))?;
                 if let Some(i) = to_mitigate {
                     self.mitigate(now, |m, t| m.on_incident_started(&i, t))?;
                 }
@@ -632,7 +672,7 @@ impl Agent {
                 if let Some(e) = self.enricher.as_mut() {
                     change = e.updated(&mut i).or(change);
                 }
-                self.emit(now, EventBody::IncidentUpdated(i))?;
+                self.emit_incident(now, EventBody::IncidentUpdated(i))?;
                 match change {
                     Some(c) => self.emit(now, c),
                     None => Ok(()),
@@ -645,7 +685,7 @@ impl Agent {
                 }
                 let id = info.incident_id.clone();
                 self.open.retain(|(i, _)| *i != id);
-                self.emit(now, EventBody::IncidentResolved { info, summary })?;
+                self.emit_incident(now, EventBody::IncidentResolved { info, summary })?;
                 self.mitigate(now, |m, t| m.on_incident_resolved(&id, t))
             }
         }
@@ -708,6 +748,7 @@ impl Agent {
         );
         vis.join();
         self.mitigate(unix_now_ms(), |m, t| m.shutdown(t))?;
+        self.network(unix_now_ms(), |b, t| b.shutdown(t))?;
         self.emit(
             unix_now_ms(),
             EventBody::AgentStopped {
@@ -771,6 +812,16 @@ mod tests {
         warmup_s: u64,
         mitigation: Option<levee_mitigate::MitigationEngine>,
     ) -> Vec<serde_json::Value> {
+        run_full(dir, rates, warmup_s, mitigation, None)
+    }
+
+    fn run_full(
+        dir: &std::path::Path,
+        rates: Vec<f64>,
+        warmup_s: u64,
+        mitigation: Option<levee_mitigate::MitigationEngine>,
+        bgp: Option<levee_bgp::engine::BgpEngine>,
+    ) -> Vec<serde_json::Value> {
         let o = Overrides {
             tick: Some(Duration::from_millis(100)),
             baseline_warmup: Some(Duration::from_secs(warmup_s)),
@@ -794,6 +845,10 @@ mod tests {
             Some(m) => agent.with_mitigation(m),
             None => agent,
         };
+        let agent = match bgp {
+            Some(b) => agent.with_bgp(b),
+            None => agent,
+        };
         agent.run(Some(n)).unwrap();
         std::fs::read_to_string(dir.join("events.jsonl"))
             .unwrap()
@@ -806,6 +861,42 @@ mod tests {
         evs.iter()
             .map(|e| e["event"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// The BGP hook: incident events reach the engine, whose decisions are
+    /// emitted right after them. These scripted incidents are on an
+    /// interface with no packet view, so the engine refuses, saying why.
+    #[test]
+    fn incidents_reach_the_bgp_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = levee_mitigate::runner::ScriptedRunner::new();
+        let speaker =
+            levee_bgp::speaker::gobgp::GoBgp::new(Box::new(runner.clone()), "gobgp", None);
+        let mut cfg = levee_bgp::config::BgpConfig {
+            enabled: true,
+            origin_as: 64500,
+            prefixes: vec!["10.0.0.0/24".parse().unwrap()],
+            ..Default::default()
+        };
+        cfg.thresholds.rate_limit = levee_bgp::config::Bps(1);
+        let engine = levee_bgp::engine::BgpEngine::new(cfg, Box::new(speaker));
+        let mut rates = vec![3_000.0; 30];
+        rates.extend(vec![300_000.0; 20]);
+        rates.extend(vec![3_000.0; 20]);
+        let evs = run_full(dir.path(), rates, 2, None, Some(engine));
+        let k = kinds(&evs);
+        let started = k.iter().position(|e| e == "incident_started").unwrap();
+        assert_eq!(k[started + 1], "mitigation_failed", "{k:?}");
+        let f = &evs[started + 1];
+        assert_eq!(f["executor"], "gobgp");
+        assert!(
+            f["error"]
+                .as_str()
+                .unwrap()
+                .contains("names no attacked address"),
+            "{f}"
+        );
+        assert!(runner.lines().is_empty(), "nothing announced");
     }
 
     /// The mitigation hook: reconcile at start, rules with the incident,

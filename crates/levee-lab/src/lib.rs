@@ -35,6 +35,7 @@
 //! ```
 
 pub mod agent;
+pub mod bgp;
 pub mod binary;
 pub mod clock;
 pub mod cmd;

@@ -188,6 +188,22 @@ fn ports(v: &[PortMatch]) -> String {
         .join(",")
 }
 
+/// Matches for `dst` from what an incident says about its packets: the
+/// fingerprint when there is one, else the family's template, else the
+/// metrics that moved. On-node mitigation and BGP FlowSpec both start here.
+pub fn for_incident(
+    fingerprint: Option<&Fingerprint>,
+    family: Option<Family>,
+    metrics: &[&str],
+    dst: IpAddr,
+) -> Vec<Match> {
+    match (fingerprint, family.and_then(|f| from_family(f, dst))) {
+        (Some(fp), _) => from_fingerprint(fp, dst),
+        (None, Some(t)) => t,
+        (None, None) => from_metrics(metrics, dst),
+    }
+}
+
 /// Matches for `dst` from a fingerprint (one per vector of a multi-vector
 /// fingerprint, plus one for later fragments where the fingerprint covers
 /// them). Empty when the fingerprint is for the other IP version.

@@ -130,6 +130,7 @@ pub fn run_agent(mut cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<(
     let sink = EventSink::open(&cfg.events_file, Some(Box::new(std::io::stdout())))?;
     let vis = start_visibility(&cfg, &flags.stop)?;
     let mitigation = start_mitigation(&cfg)?;
+    let bgp = start_bgp(&cfg)?;
     let state_dir = cfg.state_dir.clone();
     let agent = Agent::new(
         cfg,
@@ -140,23 +141,27 @@ pub fn run_agent(mut cfg: AgentConfig, enroll: Option<&str>) -> anyhow::Result<(
     )?
     .with_visibility(vis)
     .with_reload_flag(flags.reload);
-    attach(agent, mitigation, uplink, &state_dir).run(None)?;
+    attach(agent, mitigation, bgp, uplink, &state_dir).run(None)?;
     Ok(())
 }
 
-/// The agent with on-node mitigation and the uplink to the server, when
-/// configured: the same in every mode.
+/// The agent with on-node mitigation, network (BGP) mitigation and the
+/// uplink to the server, when configured: the same in every mode.
 fn attach(
     mut agent: Agent,
     mitigation: Option<levee_mitigate::MitigationEngine>,
+    bgp: Option<levee_bgp::engine::BgpEngine>,
     uplink: Option<crate::uplink_glue::Uplinked>,
     state_dir: &std::path::Path,
 ) -> Agent {
     if let Some(engine) = mitigation {
         agent = agent.with_mitigation(engine);
     }
+    if let Some(engine) = bgp {
+        agent = agent.with_bgp(engine);
+    }
     if let Some(up) = uplink {
-        let (observer, controller) = up.into_parts(&state_dir);
+        let (observer, controller) = up.into_parts(state_dir);
         agent = agent
             .with_observer(Box::new(observer))
             .with_controller(Box::new(controller));
@@ -172,6 +177,7 @@ fn run_netmode(
     uplink: Option<crate::uplink_glue::Uplinked>,
 ) -> anyhow::Result<()> {
     let mitigation = start_mitigation(&cfg)?;
+    let bgp = start_bgp(&cfg)?;
     let (ticks, enricher) = levee_agent::netmode::start(&cfg, &flags.stop)
         .with_context(|| format!("starting {} mode", cfg.netmode.mode.name()))?;
     tracing::info!(
@@ -190,8 +196,26 @@ fn run_netmode(
         levee_agent::runtime::random_seed(),
     )?
     .with_enricher(Box::new(enricher));
-    attach(agent, mitigation, uplink, &state_dir).run(None)?;
+    attach(agent, mitigation, bgp, uplink, &state_dir).run(None)?;
     Ok(())
+}
+
+/// The BGP network mitigation engine when `[bgp] enabled = true`: the
+/// speaker adapter, the ROAs (loaded now; a failure stops the agent) and
+/// the audit log.
+fn start_bgp(cfg: &AgentConfig) -> anyhow::Result<Option<levee_bgp::engine::BgpEngine>> {
+    if !cfg.bgp.enabled {
+        return Ok(None);
+    }
+    let engine = levee_bgp::system::build(&cfg.bgp, &cfg.state_dir)
+        .context("starting network mitigation ([bgp] enabled = true)")?;
+    tracing::info!(
+        speaker = ?cfg.bgp.speaker.kind,
+        roas = engine.roas().map_or(0, |r| r.len()),
+        prefixes = cfg.bgp.prefixes.len(),
+        "network mitigation (BGP) on"
+    );
+    Ok(Some(engine))
 }
 
 /// The on-node mitigation engine when `[mitigation] enabled = true`. A

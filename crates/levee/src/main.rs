@@ -4,6 +4,7 @@
 mod cmd_agent;
 mod cmd_audit;
 mod cmd_flow;
+mod cmd_flowspec;
 mod cmd_mitigate;
 mod cmd_pcap;
 mod cmd_server;
@@ -45,6 +46,9 @@ enum Command {
     /// Check the mitigation audit log.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
+    /// Build BGP FlowSpec rules (ExaBGP, GoBGP, BIRD, Junos, IOS-XR syntax).
+    #[command(subcommand)]
+    Flowspec(cmd_flowspec::FlowspecCommand),
     /// Run the Levee server: REST API, agent ingest, storage, correlation.
     Server(cmd_server::ServerArgs),
     /// Server and agent on this host in one go (SQLite, self-signed TLS): the quickest start.
@@ -68,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Flow(f) => cmd_flow::run(f),
         Command::Mitigate(m) => cmd_mitigate::run(m),
         Command::Audit(a) => cmd_audit::run(a),
+        Command::Flowspec(f) => cmd_flowspec::run(f),
         Command::Server(s) => cmd_server::run(s),
         Command::Up(u) => cmd_up::run(u),
     };

@@ -360,15 +360,12 @@ impl MitigationEngine {
         let mut matches: Vec<Match> = Vec::new();
         let metric_names: Vec<&str> = inc.metrics.iter().map(String::as_str).collect();
         for dst in &dsts {
-            let m = match (
-                &inc.fingerprint,
-                inc.family.and_then(|f| matcher::from_family(f, *dst)),
-            ) {
-                (Some(fp), _) => matcher::from_fingerprint(fp, *dst),
-                (None, Some(t)) => t,
-                (None, None) => matcher::from_metrics(&metric_names, *dst),
-            };
-            matches.extend(m);
+            matches.extend(matcher::for_incident(
+                inc.fingerprint.as_ref(),
+                inc.family,
+                &metric_names,
+                *dst,
+            ));
         }
         let mut refusals = Vec::new();
         let sources: Vec<_> = inc
