@@ -227,6 +227,19 @@ pub struct BgpConfig {
     pub rtbh: RtbhConfig,
     pub rpki: RpkiConfig,
     pub speaker: SpeakerConfig,
+    pub scrubbing: ScrubbingConfig,
+}
+
+/// `[bgp.scrubbing]`: level 4, diversion to a scrubbing provider.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrubbingConfig {
+    /// A providers file (`[[providers]]`, see docs/providers.md).
+    pub providers_file: Option<PathBuf>,
+    /// The provider (its `name` in that file) that diverts the attacked
+    /// prefix: Cloudflare Magic Transit, OVH VAC or AWS Shield. Without
+    /// one, level 4 is refused with an event saying so.
+    pub provider: Option<String>,
 }
 
 impl Default for BgpConfig {
@@ -246,6 +259,7 @@ impl Default for BgpConfig {
             rtbh: RtbhConfig::default(),
             rpki: RpkiConfig::default(),
             speaker: SpeakerConfig::default(),
+            scrubbing: ScrubbingConfig::default(),
         }
     }
 }

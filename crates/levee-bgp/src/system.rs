@@ -5,6 +5,7 @@
 use crate::config::{BgpConfig, SpeakerKind};
 use crate::engine::{BgpEngine, RoaSource};
 use crate::rpki::{json, rtr, RoaSet};
+use crate::scrub::{ProviderScrubber, Scrubber};
 use crate::speaker::{bird::Bird, exabgp::ExaBgp, frr::Frr, gobgp::GoBgp, Speaker, SpeakerError};
 use levee_mitigate::audit::AuditLog;
 use levee_mitigate::runner::{CommandRunner, SystemRunner};
@@ -45,6 +46,37 @@ pub enum BuildError {
     Audit(#[from] levee_mitigate::audit::AuditError),
     #[error("loading ROAs from {source_name}: {error}")]
     Roas { source_name: String, error: String },
+    #[error("[bgp.scrubbing]: {0}")]
+    Scrubbing(String),
+}
+
+/// The level-4 scrubber `[bgp.scrubbing]` names, if any.
+pub fn scrubber(cfg: &BgpConfig) -> Result<Option<Box<dyn Scrubber>>, BuildError> {
+    let s = &cfg.scrubbing;
+    let (file, name) = match (&s.providers_file, &s.provider) {
+        (None, None) => return Ok(None),
+        (Some(f), Some(n)) => (f, n),
+        _ => {
+            return Err(BuildError::Scrubbing(
+                "set both providers_file and provider (or neither)".into(),
+            ))
+        }
+    };
+    let parsed =
+        levee_providers::load_config(file).map_err(|e| BuildError::Scrubbing(e.to_string()))?;
+    let names: Vec<String> = parsed.providers.iter().map(|p| p.name.clone()).collect();
+    let provider = levee_providers::build_providers(&parsed)
+        .map_err(|e| BuildError::Scrubbing(e.to_string()))?
+        .into_iter()
+        .find(|p| p.name() == name)
+        .ok_or_else(|| {
+            BuildError::Scrubbing(format!(
+                "provider `{name}` is not in {} (it has: {})",
+                file.display(),
+                names.join(", ")
+            ))
+        })?;
+    Ok(Some(Box::new(ProviderScrubber::new(provider))))
 }
 
 fn runner(cfg: &BgpConfig) -> Box<dyn CommandRunner> {
@@ -112,5 +144,8 @@ pub fn build(cfg: &BgpConfig, state_dir: &Path) -> Result<BgpEngine, BuildError>
         .with_audit(AuditLog::open(&audit_path)?)
         .with_roa_source(Box::new(src));
     engine.skip_roa_reload_until(refresh);
+    if let Some(s) = scrubber(cfg)? {
+        engine = engine.with_scrubber(s);
+    }
     Ok(engine)
 }
