@@ -193,6 +193,17 @@ impl Agent {
         };
         let t0 = Instant::now();
         let events = call(engine, now);
+        self.emit_after(now, t0, events)
+    }
+
+    /// Emits what an engine call returned, stamped `now` plus the time the
+    /// call took since `t0` (its rules were in place by then).
+    fn emit_after(
+        &mut self,
+        now: i64,
+        t0: Instant,
+        events: Vec<EventBody>,
+    ) -> Result<(), RunError> {
         let ts = now + t0.elapsed().as_millis() as i64;
         for e in events {
             self.emit(ts, e)?;
@@ -222,11 +233,7 @@ impl Agent {
         };
         let t0 = Instant::now();
         let events = call(engine, now);
-        let ts = now + t0.elapsed().as_millis() as i64;
-        for e in events {
-            self.emit(ts, e)?;
-        }
-        Ok(())
+        self.emit_after(now, t0, events)
     }
 
     /// Adds an observer of events and ticks (e.g. the uplink to the server).

@@ -16,7 +16,7 @@ use levee_bgp::engine::BgpEngine;
 use levee_bgp::rpki::{Roa, RoaSet};
 use levee_bgp::speaker::gobgp::GoBgp;
 use levee_bgp::testing::{incident, resolved};
-use levee_lab::bgp::{GoBgpd, Neighbor, BGP_TOOLS};
+use levee_lab::bgp::{GoBgpd, BGP_TOOLS};
 use levee_lab::report::{num, results_table, Row};
 use levee_lab::stats::summarize;
 use levee_lab::{require_lab_with, Lab};
@@ -50,31 +50,9 @@ fn main() {
     }
     let lab = Lab::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (vic, att) = (IpAddr::V4(lab.victim_ip()), IpAddr::V4(lab.attacker_ip()));
-    let mut edge = GoBgpd::start(
-        lab.attacker_ns(),
-        dir.path(),
-        65000,
-        att,
-        &[Neighbor {
-            address: vic,
-            asn: 64500,
-        }],
-        50101,
-    )
-    .unwrap();
-    let _speaker = GoBgpd::start(
-        lab.victim_ns(),
-        dir.path(),
-        64500,
-        vic,
-        &[Neighbor {
-            address: att,
-            asn: 65000,
-        }],
-        50102,
-    )
-    .unwrap();
+    let vic = IpAddr::V4(lab.victim_ip());
+    let mut edge = GoBgpd::edge(&lab, dir.path(), 50101).unwrap();
+    let _speaker = GoBgpd::levee_speaker(&lab, dir.path(), 50102).unwrap();
     edge.wait_established(vic, Duration::from_secs(30)).unwrap();
     let cfg = BgpConfig {
         enabled: true,

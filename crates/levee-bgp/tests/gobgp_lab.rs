@@ -12,7 +12,7 @@ use levee_bgp::engine::BgpEngine;
 use levee_bgp::rpki::rtr;
 use levee_bgp::speaker::gobgp::GoBgp;
 use levee_bgp::testing::{incident, resolved};
-use levee_lab::bgp::{GoBgpd, Neighbor, StayRtr, BGP_TOOLS, STAYRTR_TOOLS};
+use levee_lab::bgp::{GoBgpd, StayRtr, BGP_TOOLS, STAYRTR_TOOLS};
 use levee_lab::{require_lab_with, Lab, Ns};
 use levee_mitigate::runner::SystemRunner;
 use levee_model::EventBody;
@@ -45,32 +45,10 @@ fn gobgp_speaker_to_edge_router() {
     }
     let lab = Lab::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (vic, att) = (IpAddr::V4(lab.victim_ip()), IpAddr::V4(lab.attacker_ip()));
+    let vic = IpAddr::V4(lab.victim_ip());
     let vic6 = lab.victim_ip6().map(IpAddr::V6);
-    let mut edge = GoBgpd::start(
-        lab.attacker_ns(),
-        dir.path(),
-        65000,
-        att,
-        &[Neighbor {
-            address: vic,
-            asn: 64500,
-        }],
-        50061,
-    )
-    .unwrap();
-    let _speaker = GoBgpd::start(
-        lab.victim_ns(),
-        dir.path(),
-        64500,
-        vic,
-        &[Neighbor {
-            address: att,
-            asn: 65000,
-        }],
-        50062,
-    )
-    .unwrap();
+    let mut edge = GoBgpd::edge(&lab, dir.path(), 50061).unwrap();
+    let _speaker = GoBgpd::levee_speaker(&lab, dir.path(), 50062).unwrap();
     edge.wait_established(vic, T).unwrap();
 
     // ROAs over RTR: the lab's 10.213.0.0/16 and fd00::/8 are AS64500's;

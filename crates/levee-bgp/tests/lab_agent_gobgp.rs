@@ -6,7 +6,7 @@
 //! empty again, and the BGP audit log verifies. Thresholds are scaled down
 //! so a namespace flood crosses them; the rates are the incident's own.
 
-use levee_lab::bgp::{GoBgpd, Neighbor, BGP_TOOLS};
+use levee_lab::bgp::{GoBgpd, BGP_TOOLS};
 use levee_lab::{require_lab_with, AgentOptions, AgentProcess, FloodKind, FloodOptions, Lab};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -18,31 +18,9 @@ fn agent_escalates_a_flood_into_the_edge_router() {
     }
     let lab = Lab::new().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let (vic, att) = (IpAddr::V4(lab.victim_ip()), IpAddr::V4(lab.attacker_ip()));
-    let mut edge = GoBgpd::start(
-        lab.attacker_ns(),
-        work.path(),
-        65000,
-        att,
-        &[Neighbor {
-            address: vic,
-            asn: 64500,
-        }],
-        50071,
-    )
-    .unwrap();
-    let _speaker = GoBgpd::start(
-        lab.victim_ns(),
-        work.path(),
-        64500,
-        vic,
-        &[Neighbor {
-            address: att,
-            asn: 65000,
-        }],
-        50072,
-    )
-    .unwrap();
+    let vic = IpAddr::V4(lab.victim_ip());
+    let mut edge = GoBgpd::edge(&lab, work.path(), 50071).unwrap();
+    let _speaker = GoBgpd::levee_speaker(&lab, work.path(), 50072).unwrap();
     edge.wait_established(vic, Duration::from_secs(30)).unwrap();
 
     let roas = work.path().join("roas.json");

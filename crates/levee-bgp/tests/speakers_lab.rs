@@ -9,7 +9,7 @@ use levee_bgp::engine::BgpEngine;
 use levee_bgp::rpki::{Roa, RoaSet};
 use levee_bgp::speaker::{bird, exabgp, Speaker};
 use levee_bgp::testing::{incident, resolved};
-use levee_lab::bgp::{Bird, ExaBgpd, GoBgpd, Neighbor, BGP_TOOLS, BIRD_TOOLS, EXABGP_TOOLS};
+use levee_lab::bgp::{Bird, ExaBgpd, GoBgpd, BGP_TOOLS, BIRD_TOOLS, EXABGP_TOOLS};
 use levee_lab::{require_lab_with, Lab};
 use levee_mitigate::runner::SystemRunner;
 use levee_model::EventBody;
@@ -110,18 +110,7 @@ fn exabgp_speaker_to_edge_router() {
     let lab = Lab::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (vic, att) = (IpAddr::V4(lab.victim_ip()), IpAddr::V4(lab.attacker_ip()));
-    let mut edge = GoBgpd::start(
-        lab.attacker_ns(),
-        dir.path(),
-        65000,
-        att,
-        &[Neighbor {
-            address: vic,
-            asn: 64500,
-        }],
-        50081,
-    )
-    .unwrap();
+    let mut edge = GoBgpd::edge(&lab, dir.path(), 50081).unwrap();
     let pipe = dir.path().join("exabgp.cmd");
     let acks = dir.path().join("exabgp.acks");
     exabgp::make_pipe(&pipe).unwrap();
@@ -152,18 +141,7 @@ fn bird_speaker_to_edge_router() {
     let lab = Lab::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (vic, att) = (IpAddr::V4(lab.victim_ip()), IpAddr::V4(lab.attacker_ip()));
-    let mut edge = GoBgpd::start(
-        lab.attacker_ns(),
-        dir.path(),
-        65000,
-        att,
-        &[Neighbor {
-            address: vic,
-            asn: 64500,
-        }],
-        50091,
-    )
-    .unwrap();
+    let mut edge = GoBgpd::edge(&lab, dir.path(), 50091).unwrap();
     let inc = dir.path().join("levee");
     let socket = dir.path().join("bird.ctl");
     // The adapter writes its (empty) include files before BIRD starts.

@@ -58,7 +58,34 @@ pub struct GoBgpd {
     pub config: PathBuf,
 }
 
+/// The lab's BGP roles: the edge router's AS (attacker namespace) and the
+/// AS Levee's speaker announces from (victim namespace).
+pub const EDGE_AS: u32 = 65000;
+pub const LEVEE_AS: u32 = 64500;
+
 impl GoBgpd {
+    /// The edge router: gobgpd in the attacker namespace as [`EDGE_AS`],
+    /// peering with the victim as [`LEVEE_AS`].
+    pub fn edge(lab: &crate::Lab, dir: &Path, api_port: u16) -> Result<GoBgpd> {
+        let (vic, att) = (IpAddr::V4(lab.victim_ip()), IpAddr::V4(lab.attacker_ip()));
+        let peer = Neighbor {
+            address: vic,
+            asn: LEVEE_AS,
+        };
+        GoBgpd::start(lab.attacker_ns(), dir, EDGE_AS, att, &[peer], api_port)
+    }
+
+    /// Levee's speaker as gobgpd: in the victim namespace as [`LEVEE_AS`],
+    /// peering with the edge router.
+    pub fn levee_speaker(lab: &crate::Lab, dir: &Path, api_port: u16) -> Result<GoBgpd> {
+        let (vic, att) = (IpAddr::V4(lab.victim_ip()), IpAddr::V4(lab.attacker_ip()));
+        let peer = Neighbor {
+            address: att,
+            asn: EDGE_AS,
+        };
+        GoBgpd::start(lab.victim_ns(), dir, LEVEE_AS, vic, &[peer], api_port)
+    }
+
     /// Starts gobgpd in `ns` as `asn` with `router_id`, peering with
     /// `neighbors` for IPv4/IPv6 unicast and FlowSpec. The config is written
     /// to `dir/gobgpd-<api_port>.toml`.

@@ -2,7 +2,7 @@
 //! SYN flood dropped by a fingerprint rule (counter up, segments delivered to
 //! the victim's TCP stack down, back up once the rule is removed), a source
 //! set dropping one source's pings while another source's pass, native and
-//! generic mode, detach, and leftovers (a SIGKILLed holder, a program
+//! generic mode, detach, and leftovers (a SIGKILLed `levee mitigate apply --executor xdp`, a program
 //! attached with `ip link ... xdp obj`) found and removed by reconcile.
 //! Needs root, iproute2, hping3 and ping; fails on CI without them.
 
@@ -264,24 +264,6 @@ fn dropping_the_filter_detaches_it() {
     );
 }
 
-/// Not a test on its own: the process `killed_holder_leaves_nothing` starts
-/// and SIGKILLs. Attaches in the namespace named by LEVEE_XDP_HOLD_NS and
-/// sleeps (at most 30 s).
-#[test]
-#[ignore = "helper process of killed_holder_leaves_nothing"]
-fn hold_xdp_for_parent() {
-    let Ok(ns) = std::env::var("LEVEE_XDP_HOLD_NS") else {
-        return;
-    };
-    let path = format!("/var/run/netns/{ns}");
-    let file = std::fs::File::open(&path).unwrap();
-    // SAFETY: setns on a valid netns fd, for this (test) thread only.
-    let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns {path}");
-    let _f = XdpFilter::attach(VICTIM_IF, Mode::Generic).unwrap();
-    std::thread::sleep(Duration::from_secs(30));
-}
-
 fn wait_for(lab: &Lab, attached: bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -299,9 +281,40 @@ fn killed_holder_leaves_nothing() {
         return;
     }
     let lab = Lab::new().expect("lab");
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "hold_xdp_for_parent", "--ignored", "--nocapture"])
-        .env("LEVEE_XDP_HOLD_NS", lab.victim_ns());
+    // The holder is the product itself: `levee mitigate apply` with an XDP
+    // drop rule, inside the victim namespace, killed before it can clean up.
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "[mitigation]\nenabled = true\n[mitigation.profiles]\nsyn_flood = [{ action = \"drop\" }]\n",
+    )
+    .unwrap();
+    let bin = levee_lab::levee_binary().unwrap_or_else(|e| panic!("levee binary: {e}"));
+    let target = lab.victim_ip().to_string();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", lab.victim_ns()])
+        .arg(&bin)
+        .args([
+            "mitigate",
+            "apply",
+            "--family",
+            "syn_flood",
+            "--executor",
+            "xdp",
+        ])
+        .args([
+            "--target",
+            &target,
+            "--interface",
+            VICTIM_IF,
+            "--hold-for",
+            "30s",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(work.path().join("state"));
     let mut holder = GroupChild::spawn(cmd).unwrap();
     let shown = wait_for(&lab, true);
     assert!(

@@ -42,7 +42,7 @@ pub struct PlanArgs {
     /// The attacked interface (earliest drop on its ingress; needed by tc).
     #[arg(long, value_name = "IF")]
     interface: Option<String>,
-    /// Packet filter to use: nftables, iptables, ipset, ufw, firewalld, csf.
+    /// Packet filter to use: nftables, iptables, ipset, ufw, firewalld, csf, xdp.
     #[arg(long)]
     executor: Option<ExecutorKind>,
     /// An attack fingerprint (JSON, as in incident events or
