@@ -26,6 +26,7 @@ pub struct ServerProcess {
     bin: PathBuf,
     data_dir: PathBuf,
     listen: String,
+    extra_args: Vec<String>,
     child: Option<Child>,
     lines: Option<mpsc::Receiver<String>>,
     pub url: String,
@@ -52,7 +53,21 @@ impl ServerProcess {
         ip: &str,
         port: u16,
     ) -> Result<ServerProcess> {
+        Self::start_with(lab, ns, bin, data_dir, ip, port, &[])
+    }
+
+    /// [`ServerProcess::start`] with more arguments (e.g. `--config FILE`).
+    pub fn start_with(
+        lab: &Lab,
+        ns: Ns,
+        bin: &Path,
+        data_dir: &Path,
+        ip: &str,
+        port: u16,
+        extra_args: &[String],
+    ) -> Result<ServerProcess> {
         let mut s = ServerProcess {
+            extra_args: extra_args.to_vec(),
             ns,
             ns_name: lab.ns_name(ns).to_string(),
             bin: bin.to_path_buf(),
@@ -82,6 +97,7 @@ impl ServerProcess {
             "--data-dir",
         ])
         .arg(&self.data_dir)
+        .args(&self.extra_args)
         .env("LEVEE_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -175,8 +191,27 @@ impl ServerProcess {
     /// An API call with the admin token (curl in the server's namespace);
     /// the answer as JSON. Non-2xx is an error with the body.
     pub fn api(&self, lab: &Lab, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+        let (code, json) = self.request(lab, &self.admin_token, method, path, body)?;
+        if !(200..300).contains(&code) {
+            return Err(LabError::Other(format!(
+                "{method} {path} answered {code}: {json}"
+            )));
+        }
+        Ok(json)
+    }
+
+    /// An API call with `token` (an API token or an agent key): the HTTP
+    /// status and the body as JSON (`null` when empty).
+    pub fn request(
+        &self,
+        lab: &Lab,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
         let url = format!("{}{path}", self.url);
-        let auth = format!("authorization: Bearer {}", self.admin_token);
+        let auth = format!("authorization: Bearer {token}");
         let data = body.map(|b| b.to_string());
         let mut argv = vec![
             "curl",
@@ -198,13 +233,16 @@ impl ServerProcess {
         let out = lab.exec_in(self.ns, &argv)?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (json, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
-        if !code.starts_with('2') {
-            return Err(LabError::Other(format!(
-                "{method} {path} answered {code}: {json}"
-            )));
-        }
-        serde_json::from_str(json)
-            .map_err(|e| LabError::Other(format!("{method} {path}: not JSON ({e}): {json}")))
+        let code: u16 = code.trim().parse().map_err(|_| {
+            LabError::Other(format!("{method} {path}: no HTTP status from curl: {text}"))
+        })?;
+        let json = if json.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(json)
+                .map_err(|e| LabError::Other(format!("{method} {path}: not JSON ({e}): {json}")))?
+        };
+        Ok((code, json))
     }
 }
 

@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub correlation: Correlation,
     /// Period of the singleton jobs (liveness, correlation).
     pub jobs_interval: Duration,
+    /// BGP escalation engines per tenant (`[bgp]`, `[[bgp.tenant]]`).
+    pub bgp: crate::bgp::config::ServerBgp,
 }
 
 /// How long each kind of data is kept.
@@ -117,6 +119,7 @@ impl Default for ServerConfig {
                 ipv6_prefix: 64,
             },
             jobs_interval: Duration::from_secs(1),
+            bgp: Default::default(),
         }
     }
 }
@@ -146,6 +149,8 @@ struct File {
     retention: FileRetention,
     #[serde(default)]
     correlation: FileCorrelation,
+    #[serde(default)]
+    bgp: crate::bgp::config::FileBgp,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,6 +317,7 @@ impl ServerConfig {
             r.interval,
             &mut self.retention.interval,
         );
+        self.bgp.apply(f.bgp, problems);
         let c = f.correlation;
         dur(
             problems,
@@ -429,6 +435,7 @@ impl ServerConfig {
             (16..=128).contains(&self.correlation.ipv6_prefix),
             "`correlation.ipv6_prefix` must be 16 to 128",
         );
+        p.extend(self.bgp.problems());
         p
     }
 
@@ -478,6 +485,8 @@ mod tests {
             "window",
             "ipv4_prefix",
             "ipv6_prefix",
+            "poll_interval",
+            "tenant",
         ] {
             assert!(
                 text.lines().any(|l| l

@@ -271,6 +271,9 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         log_err("refreshing caches", refresh_caches(&state).await);
         let leader = lead.check().await;
         state.metrics.leader.set(leader as i64);
+        state
+            .leader
+            .store(leader, std::sync::atomic::Ordering::Release);
         if leader {
             log_err("node liveness", liveness(&state).await);
             log_err("correlation", correlation(&state).await);
@@ -294,5 +297,8 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             last_shrink = Instant::now();
         }
     }
+    state
+        .leader
+        .store(false, std::sync::atomic::Ordering::Release);
     lead.release().await;
 }

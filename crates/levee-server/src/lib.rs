@@ -8,6 +8,7 @@
 //! - [`correlate`]: cross-node correlation (pure);
 //! - [`jobs`]: singleton jobs (liveness, correlation, downsampling,
 //!   retention) run by one leader among replicas;
+//! - [`bgp`]: BGP escalation per tenant, run by the jobs leader;
 //! - [`tls`] and [`serve`]: the HTTPS listener.
 //!
 //! The `levee server` command is [`run`]; tests build a [`Server`] and use
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod auth;
 pub mod background;
+pub mod bgp;
 pub mod config;
 pub mod correlate;
 pub mod ingest;
@@ -50,6 +52,9 @@ pub struct AppInner {
     pub pending_commands: RwLock<HashSet<i64>>,
     /// Policy version per tenant (refreshed by the jobs loop).
     pub policy_versions: RwLock<HashMap<i64, u64>>,
+    /// Whether this replica is the jobs leader (set by the jobs loop; the
+    /// BGP engines announce only while it is true).
+    pub leader: std::sync::atomic::AtomicBool,
 }
 
 pub type AppState = Arc<AppInner>;
@@ -66,6 +71,8 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("BGP: {0}")]
+    Bgp(String),
     #[error("cannot listen on {addr}: {source} (choose another address with --listen)")]
     Listen {
         addr: std::net::SocketAddr,
@@ -136,6 +143,7 @@ impl Server {
             fingerprint: tls.as_ref().map(|t| t.fingerprint),
             pending_commands: RwLock::new(HashSet::new()),
             policy_versions: RwLock::new(HashMap::new()),
+            leader: std::sync::atomic::AtomicBool::new(false),
             store,
             cfg,
             metrics,
@@ -247,6 +255,17 @@ pub async fn run(
     on_started: impl FnOnce(&Started) + Send,
 ) -> Result<(), ServerError> {
     let server = Server::open(cfg).await?;
+    // Engines load their ROAs and open their audit logs now, so a bad
+    // [[bgp.tenant]] stops the start with its name.
+    let (tenants, data_dir) = (
+        server.state.cfg.bgp.tenants.clone(),
+        server.state.cfg.data_dir.clone(),
+    );
+    let engines =
+        tokio::task::spawn_blocking(move || bgp::service::build_engines(&tenants, &data_dir))
+            .await
+            .map_err(|e| ServerError::Bgp(e.to_string()))?
+            .map_err(ServerError::Bgp)?;
     let listener = tokio::net::TcpListener::bind(server.state.cfg.listen)
         .await
         .map_err(|source| ServerError::Listen {
@@ -271,6 +290,11 @@ pub async fn run(
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let jobs = tokio::spawn(jobs::run(server.state.clone(), stop_rx.clone()));
+    let bgp = tokio::spawn(bgp::service::run(
+        server.state.clone(),
+        engines,
+        stop_rx.clone(),
+    ));
     let serving = serve::serve(listener, tls.config.clone(), server.router(), stop_rx);
     tokio::pin!(serving);
     tokio::select! {
@@ -282,6 +306,8 @@ pub async fn run(
         }
     }
     let _ = stop_tx.send(true);
+    // The BGP engines withdraw while the database is still open.
+    let _ = bgp.await;
     let _ = jobs.await;
     server.close().await;
     Ok(())

@@ -151,6 +151,10 @@ fn sample_bodies() -> BTreeMap<(&'static str, &'static str), Value> {
         (("post", "/api/v1/enrollment-tokens"), json!({})),
         (("put", "/api/v1/policy"), json!({"allowlist": []})),
         (
+            ("put", "/api/v1/bgp/thresholds"),
+            json!({"thresholds": {"discard": "300Mbps"}}),
+        ),
+        (
             ("post", "/api/v1/nodes/{id}/commands"),
             json!({"kind": "save_baseline"}),
         ),

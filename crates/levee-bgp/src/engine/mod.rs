@@ -11,7 +11,7 @@
 
 use crate::action::Action;
 use crate::build;
-use crate::config::BgpConfig;
+use crate::config::{BgpConfig, ThresholdConfig, ThresholdOverrides};
 use crate::escalate::{transition, Event, Level, Reason, State, Step};
 use crate::render::Op;
 use crate::rpki::RoaSet;
@@ -23,6 +23,7 @@ use ipnet::IpNet;
 use levee_mitigate::audit::{AuditLog, AuditRecord};
 use levee_mitigate::IncidentView;
 use levee_model::{EventBody, IncidentInfo, MitigationInfo};
+use levee_packet::Family;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -207,13 +208,41 @@ impl BgpEngine {
 
     /// Withdraws everything (the agent is stopping).
     pub fn shutdown(&mut self, now: i64) -> Vec<EventBody> {
+        self.withdraw_everything(now, "agent stopped")
+    }
+
+    /// Withdraws every rule and forgets every incident, each withdrawal
+    /// audited with `reason` (the server: stopping, leadership lost, an
+    /// operator's withdraw through the API).
+    pub fn withdraw_everything(&mut self, now: i64, reason: &str) -> Vec<EventBody> {
         let mut out = Vec::new();
         let ids: Vec<String> = self.incidents.keys().cloned().collect();
         for id in ids {
-            out.extend(self.withdraw_all(&id, now, "agent stopped", false));
+            out.extend(self.withdraw_all(&id, now, reason, false));
         }
         self.incidents.clear();
         out
+    }
+
+    /// New escalation thresholds, per-family overrides and rule cap (a
+    /// tenant's tuning on the server). Live rules stay; the next rate of
+    /// each incident is judged by the new thresholds (levels only rise).
+    pub fn retune(
+        &mut self,
+        thresholds: ThresholdConfig,
+        profiles: BTreeMap<Family, ThresholdOverrides>,
+        max_rules: usize,
+    ) {
+        self.cfg.thresholds = thresholds;
+        self.cfg.profiles = profiles;
+        self.cfg.max_rules = max_rules.max(1);
+    }
+
+    /// Every tracked incident: its id, escalation state and live rules.
+    pub fn incidents(&self) -> impl Iterator<Item = (&str, State, &[LiveRule])> {
+        self.incidents
+            .iter()
+            .map(|(id, t)| (id.as_str(), t.state, t.live.as_slice()))
     }
 
     fn reload_roas(&mut self, now: i64) -> Vec<EventBody> {

@@ -350,3 +350,44 @@ fn roa_reload_failure_keeps_the_old_set() {
     );
     assert!(e.tick(1).is_empty(), "not due again yet");
 }
+
+#[test]
+fn retune_changes_the_level_the_next_rate_reaches() {
+    let rec = Recorder::default();
+    let mut e = engine(&rec);
+    e.on_event(
+        &EventBody::IncidentStarted(incident("a", "203.0.113.7", 300.0 * M)),
+        0,
+    );
+    let levels = |e: &BgpEngine| {
+        e.incidents()
+            .flat_map(|(_, _, l)| l.iter().map(|r| r.level))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(levels(&e), [Level::RateLimit]);
+    let mut t = e.config().thresholds;
+    t.discard = crate::config::Bps(200_000_000);
+    e.retune(t, BTreeMap::new(), 7);
+    assert_eq!(e.config().max_rules, 7);
+    e.on_event(
+        &EventBody::IncidentUpdated(incident("a", "203.0.113.7", 300.0 * M)),
+        1,
+    );
+    assert_eq!(levels(&e), [Level::Discard]);
+    let (id, state, _) = e.incidents().next().unwrap();
+    assert_eq!(id, "a");
+    assert!(matches!(
+        state,
+        State::Active {
+            level: Level::Discard,
+            ..
+        }
+    ));
+    let out = e.withdraw_everything(2, "withdrawn by admin through the API");
+    assert!(
+        matches!(&out[..], [EventBody::MitigationRolledBack { reason, .. }] if reason == "withdrawn by admin through the API"),
+        "{out:?}"
+    );
+    assert!(rec.live().is_empty());
+    assert_eq!(e.incidents().count(), 0);
+}

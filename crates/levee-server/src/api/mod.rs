@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod bgp;
 pub mod error;
 pub mod extract;
 pub mod incidents;
@@ -41,7 +42,8 @@ use utoipa_axum::routes;
         (name = "auth", description = "Login, tokens, users, tenants"),
         (name = "nodes", description = "Node inventory, metrics, commands"),
         (name = "incidents", description = "Incidents, correlations, events, mitigations, PCAPs"),
-        (name = "policy", description = "Tenant policy sent to agents")
+        (name = "policy", description = "Tenant policy sent to agents"),
+        (name = "bgp", description = "BGP escalation of the tenant (FlowSpec, RTBH, scrubbing), run by the server")
     )
 )]
 pub struct ApiDoc;
@@ -87,6 +89,9 @@ pub fn api_routes(state: AppState) -> (Router<AppState>, utoipa::openapi::OpenAp
         ))
         .routes(routes!(admin::delete_enrollment_token))
         .routes(routes!(admin::get_policy, admin::put_policy))
+        .routes(routes!(bgp::get_bgp))
+        .routes(routes!(bgp::put_thresholds))
+        .routes(routes!(bgp::withdraw))
         .routes(routes!(nodes::list_nodes))
         .routes(routes!(nodes::get_node, nodes::delete_node))
         .routes(routes!(nodes::node_metrics))

@@ -11,6 +11,7 @@
 //! Submodules own one table family each.
 
 pub mod auth;
+pub mod bgp;
 pub mod commands;
 pub mod events;
 pub mod incidents;
@@ -131,6 +132,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "command results",
         include_str!("../../migrations/sqlite/0002_command_results.sql"),
     ),
+    (
+        3,
+        "bgp",
+        include_str!("../../migrations/sqlite/0003_bgp.sql"),
+    ),
 ];
 const PG_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -142,6 +148,11 @@ const PG_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "command results",
         include_str!("../../migrations/postgres/0002_command_results.sql"),
+    ),
+    (
+        3,
+        "bgp",
+        include_str!("../../migrations/postgres/0003_bgp.sql"),
     ),
 ];
 
