@@ -37,16 +37,14 @@ fn wait<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>
 }
 
 fn server_events(s: &ServerProcess, lab: &Lab, kind: &str) -> Vec<Value> {
-    s.api(
-        lab,
-        "GET",
-        &format!("/api/v1/events?kind={kind}&limit=1000"),
-        None,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-    .as_array()
-    .cloned()
-    .unwrap_or_default()
+    let path = format!("/api/v1/events?kind={kind}&limit=1000");
+    let list = s
+        .api(lab, "GET", &path, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Each stored event carries the event itself as `body`.
+    list.as_array()
+        .map(|a| a.iter().map(|e| e["body"].clone()).collect())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -201,7 +199,13 @@ fn the_server_escalates_a_tenants_incident_into_the_edge_router() {
             server_events(&server, &lab, "mitigation_failed")
                 .into_iter()
                 .find(|e| e["incident_id"] == "foreign-1")
-                .ok_or_else(|| "none yet".to_string())
+                .ok_or_else(|| {
+                    format!(
+                        "events {}\nbgp {}",
+                        api(&server, "GET", "/api/v1/events?limit=20", None),
+                        api(&server, "GET", "/api/v1/bgp", None)
+                    )
+                })
         },
     );
     let why = refused["error"].as_str().unwrap_or_default();

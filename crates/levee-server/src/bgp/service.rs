@@ -47,9 +47,9 @@ pub fn build_engines(
         })?;
         let engine = levee_bgp::system::build(&t.bgp, &dir)
             .map_err(|e| format!("[[bgp.tenant]] {}: {e}", t.tenant))?;
-        let handle = EngineHandle::spawn(&t.tenant, engine)
+        let te = TenantEngine::with_engine(t.clone(), engine)
             .map_err(|e| format!("[[bgp.tenant]] {}: starting its thread: {e}", t.tenant))?;
-        out.push(TenantEngine::new(t.clone(), handle));
+        out.push(te);
     }
     Ok(out)
 }
@@ -120,6 +120,15 @@ pub struct TenantEngine {
 }
 
 impl TenantEngine {
+    /// `engine` (built for `entry`) on its own thread; for [`run`].
+    pub fn with_engine(
+        entry: TenantBgp,
+        engine: levee_bgp::engine::BgpEngine,
+    ) -> std::io::Result<Self> {
+        let handle = EngineHandle::spawn(&entry.tenant, engine)?;
+        Ok(TenantEngine::new(entry, handle))
+    }
+
     fn new(entry: TenantBgp, handle: EngineHandle) -> Self {
         TenantEngine {
             entry,
@@ -197,6 +206,7 @@ impl TenantEngine {
             .await?
             .iter()
             .filter_map(|b| parse(b))
+            .filter(|ev| incident_id(ev).is_none_or(|i| !self.suppressed.contains(i)))
             .collect();
         let n = open.len();
         let out = self
