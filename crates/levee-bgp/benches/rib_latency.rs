@@ -27,17 +27,8 @@ use std::time::{Duration, Instant};
 
 /// Milliseconds until the edge RIB does (or does not) hold `needle`.
 fn until(edge: &mut GoBgpd, present: bool, needle: &str) -> f64 {
-    let t0 = Instant::now();
-    loop {
-        let rib = edge.rib("ipv4-flowspec").unwrap_or_default();
-        if rib.contains(needle) == present {
-            return t0.elapsed().as_secs_f64() * 1000.0;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "edge RIB never changed:\n{rib}"
-        );
-    }
+    edge.ms_until("ipv4-flowspec", present, needle, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn main() {

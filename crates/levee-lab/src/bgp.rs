@@ -181,6 +181,32 @@ impl GoBgpd {
         })
     }
 
+    /// Milliseconds until the RIB of `family` does (`present`) or does not
+    /// hold `needle`, polled back to back (benchmarks: each figure is an
+    /// upper bound including up to one poll); an error after `limit`.
+    pub fn ms_until(
+        &mut self,
+        family: &str,
+        present: bool,
+        needle: &str,
+        limit: Duration,
+    ) -> Result<f64> {
+        let t0 = Instant::now();
+        loop {
+            let rib = self.rib(family).unwrap_or_default();
+            if rib.contains(needle) == present {
+                return Ok(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            if t0.elapsed() >= limit {
+                return Err(LabError::Other(format!(
+                    "{family} RIB in {} did not {} {needle} within {limit:?}:\n{rib}",
+                    self.ns,
+                    if present { "show" } else { "drop" }
+                )));
+            }
+        }
+    }
+
     /// Waits until `pred` holds for the RIB of `family`; returns that RIB.
     pub fn wait_rib(
         &mut self,

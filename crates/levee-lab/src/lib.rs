@@ -64,5 +64,5 @@ pub use lock::LabLock;
 pub use postgres::{require_postgres, PgCluster};
 pub use prereq::{require_lab, require_lab_with, LabSkip};
 pub use procfs::{NetDevRow, ProcSample};
-pub use server::{ServerProcess, SERVER_TOOLS};
+pub use server::{incident_event, ServerProcess, SERVER_TOOLS};
 pub use traffic::{BackgroundTraffic, Flood, FloodKind, FloodOptions, Reflector};

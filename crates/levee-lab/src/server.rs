@@ -254,3 +254,48 @@ impl Drop for ServerProcess {
         }
     }
 }
+
+/// An incident event as an agent posts it (`POST /api/v1/agent/events`):
+/// `kind` (`incident_started`, `incident_updated`, `incident_resolved`)
+/// of `incident` on `victim` at `bps` bits per second, with event id
+/// number `n` (unique per node) and the current time.
+pub fn incident_event(
+    n: u64,
+    kind: &str,
+    incident: &str,
+    node: &str,
+    victim: &str,
+    bps: f64,
+) -> Value {
+    let now = levee_model::timefmt::rfc3339_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    );
+    serde_json::json!({"event_id": format!("0192f0c4-0000-7000-8000-{n:012x}"), "ts": now,
+        "node": node, "event": kind, "incident_id": incident, "target": "eth0",
+        "metric": "rx_bps", "value": bps, "baseline": 1e4, "ratio": bps / 1e4, "threshold": 1e5,
+        "metrics": [{"target": "eth0", "metric": "rx_bps", "value": bps, "baseline": 1e4,
+                     "threshold": 1e5, "ratio": bps / 1e4, "peak": bps}],
+        "started_at": now, "family": "syn_flood", "confidence": 90, "victim": victim,
+        "duration_s": 1.0, "peak": bps, "total_packets": 1, "total_bytes": 1})
+}
+
+impl ServerProcess {
+    /// Enrolls a node named `node` (an enrollment token made with the
+    /// admin token, then the agent's enroll call); returns its agent key.
+    pub fn enroll_node(&self, lab: &Lab, node: &str) -> Result<String> {
+        let tok = self.api(
+            lab,
+            "POST",
+            "/api/v1/enrollment-tokens",
+            Some(&serde_json::json!({})),
+        )?;
+        let body = serde_json::json!({"token": tok["token"], "node": node, "version": "lab"});
+        let (code, v) = self.request(lab, "", "POST", "/api/v1/agent/enroll", Some(&body))?;
+        match v["agent_key"].as_str() {
+            Some(k) if code == 201 => Ok(k.to_string()),
+            _ => Err(LabError::Other(format!("enrolling {node}: {code} {v}"))),
+        }
+    }
+}

@@ -14,8 +14,8 @@
 use levee_lab::bgp::{GoBgpd, BGP_TOOLS};
 use levee_lab::lab::Ns;
 use levee_lab::{
-    levee_binary, require_lab_with, AgentOptions, AgentProcess, FloodKind, FloodOptions, Lab,
-    ServerProcess, SERVER_TOOLS,
+    incident_event, levee_binary, require_lab_with, AgentOptions, AgentProcess, FloodKind,
+    FloodOptions, Lab, ServerProcess, SERVER_TOOLS,
 };
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -147,41 +147,8 @@ fn the_server_escalates_a_tenants_incident_into_the_edge_router() {
 
     // A foreign prefix, reported by an enrolled node through the agent
     // API: refused, the reason stored as an event.
-    let tok = api(
-        &server,
-        "POST",
-        "/api/v1/enrollment-tokens",
-        Some(json!({})),
-    )["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (code, enrolled) = server
-        .request(
-            &lab,
-            "",
-            "POST",
-            "/api/v1/agent/enroll",
-            Some(&json!({"token": tok, "node": "probe", "version": "test"})),
-        )
-        .unwrap();
-    assert_eq!(code, 201, "{enrolled}");
-    let key = enrolled["agent_key"].as_str().unwrap().to_string();
-    let now = levee_model::timefmt::rfc3339_millis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64,
-    );
-    let foreign = |kind: &str, n: u8| {
-        json!({"events": [{"event_id": format!("0192f0c4-0000-7000-8000-0000000000f{n}"), "ts": now,
-            "node": "probe", "event": kind, "incident_id": "foreign-1", "target": "eth0",
-            "metric": "rx_bps", "value": 5e9, "baseline": 1e4, "ratio": 5e5, "threshold": 1e5,
-            "metrics": [{"target": "eth0", "metric": "rx_bps", "value": 5e9, "baseline": 1e4,
-                         "threshold": 1e5, "ratio": 5e5, "peak": 5e9}],
-            "started_at": now, "family": "udp_flood", "confidence": 90, "victim": "198.51.100.7",
-            "duration_s": 1.0, "peak": 5e9, "total_packets": 1, "total_bytes": 1}]})
-    };
+    let key = server.enroll_node(&lab, "probe").unwrap();
+    let foreign = |kind: &str, n: u64| json!({"events": [incident_event(n, kind, "foreign-1", "probe", "198.51.100.7", 5e9)]});
     let (code, e) = server
         .request(
             &lab,

@@ -12,6 +12,7 @@ use levee_bgp::config::BgpConfig;
 use levee_bgp::engine::BgpEngine;
 use levee_bgp::rpki::{Roa, RoaSet};
 use levee_bgp::speaker::gobgp::GoBgp;
+use levee_lab::incident_event;
 use levee_mitigate::runner::ScriptedRunner;
 use levee_server::bgp::config::TenantBgp;
 use levee_server::bgp::service::{self, TenantEngine};
@@ -45,17 +46,6 @@ async fn harness() -> H {
         c.bgp.poll_interval = Duration::from_millis(20);
     })
     .await
-}
-
-fn event(n: u32, kind: &str, incident: &str, victim: &str, bps: f64) -> Value {
-    let now = levee_model::timefmt::rfc3339_millis(levee_server::store::now_ms());
-    json!({"event_id": format!("0192f0c4-0000-7000-8000-{n:012x}"), "ts": now, "node": "a1",
-        "event": kind, "incident_id": incident, "target": "eth0", "metric": "rx_bps",
-        "value": bps, "baseline": 1e4, "ratio": bps / 1e4, "threshold": 1e5,
-        "metrics": [{"target": "eth0", "metric": "rx_bps", "value": bps, "baseline": 1e4,
-                     "threshold": 1e5, "ratio": bps / 1e4, "peak": bps}],
-        "started_at": now, "family": "syn_flood", "confidence": 90, "victim": victim,
-        "duration_s": 1.0, "peak": bps, "total_packets": 1, "total_bytes": 1})
 }
 
 async fn events_of(h: &H, token: &str, kind: &str) -> Vec<Value> {
@@ -119,7 +109,7 @@ async fn the_leader_escalates_a_tenants_incidents_and_the_api_shows_and_tunes_it
     assert_eq!(view["thresholds"]["discard"], "500Mbps");
 
     // 300 Mbit/s: level 1, through gobgp, stored as the tenant's event.
-    let post = |n: u32, kind: &'static str, inc: &'static str, victim: &'static str, bps: f64| {
+    let post = |n: u64, kind: &'static str, inc: &'static str, victim: &'static str, bps: f64| {
         let key = a_key.clone();
         let h = &h;
         async move {
@@ -127,7 +117,7 @@ async fn the_leader_escalates_a_tenants_incidents_and_the_api_shows_and_tunes_it
                 "POST",
                 "/api/v1/agent/events",
                 &key,
-                Some(json!({"events": [event(n, kind, inc, victim, bps)]})),
+                Some(json!({"events": [incident_event(n, kind, inc, "a1", victim, bps)]})),
             )
             .await;
         }
