@@ -587,6 +587,100 @@ async fn suite(store: &Store) {
             .has_pcap
     );
 
+    // --- BGP: tuning, withdraw requests, status, what the engines read
+    assert_eq!(store.bgp_row(t1.id).await.unwrap().tuning_version, 0);
+    assert_eq!(
+        store
+            .set_bgp_tuning(t1.id, r#"{"max_rules":5}"#)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.set_bgp_tuning(t1.id, "{}").await.unwrap(), 2);
+    assert_eq!(store.request_bgp_withdraw(t1.id).await.unwrap(), 1);
+    assert_eq!(store.request_bgp_withdraw(t1.id).await.unwrap(), 2);
+    store
+        .set_bgp_status(t1.id, r#"{"running":true}"#, 2)
+        .await
+        .unwrap();
+    let row = store.bgp_row(t1.id).await.unwrap();
+    assert_eq!(
+        (
+            row.tuning.as_str(),
+            row.tuning_version,
+            row.withdraw_requested,
+            row.withdraw_done
+        ),
+        ("{}", 2, 2, 2)
+    );
+    assert_eq!(row.status.as_deref(), Some(r#"{"running":true}"#));
+    assert!(row.status_ms.is_some());
+    assert_eq!(
+        store.bgp_row(t2.id).await.unwrap().withdraw_requested,
+        0,
+        "per tenant"
+    );
+    let before = store.last_event_id(t1.id).await.unwrap();
+    assert!(before > 0);
+    let bgp_open = incident_event(
+        "0192f0c4-0000-7000-8000-0000000000b1",
+        "incident_started",
+        "bgp-1",
+        &levee_model::timefmt::rfc3339_millis(levee_server::store::now_ms()),
+        5e4,
+    );
+    let bgp_upd = incident_event(
+        "0192f0c4-0000-7000-8000-0000000000b2",
+        "incident_updated",
+        "bgp-1",
+        &levee_model::timefmt::rfc3339_millis(levee_server::store::now_ms()),
+        6e4,
+    );
+    store
+        .ingest_events(t1.id, node, "web1", &[bgp_open, bgp_upd])
+        .await
+        .unwrap();
+    let evs = store
+        .incident_events_after(t1.id, before, 10)
+        .await
+        .unwrap();
+    assert_eq!(evs.len(), 2);
+    assert!(evs[0].0 < evs[1].0 && evs[1].1.contains("incident_updated"));
+    assert_eq!(
+        store
+            .incident_events_after(t1.id, evs[0].0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .incident_events_after(t1.id, before, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .incident_events_after(t2.id, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.last_event_id(t1.id).await.unwrap(), evs[1].0);
+    let now = levee_server::store::now_ms();
+    let open = store
+        .open_incident_events(t1.id, now - 60_000)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert!(open[0].contains("bgp-1") && open[0].contains("incident_updated"));
+    assert!(store
+        .open_incident_events(t1.id, now + 60_000)
+        .await
+        .unwrap()
+        .is_empty());
+
     // --- job state, revocation
     store.set_job_value("w", 5).await.unwrap();
     store.set_job_value("w", 6).await.unwrap();

@@ -435,6 +435,9 @@ pub async fn run(state: AppState, mut engines: Vec<TenantEngine>, mut stop: watc
             _ = tokio::time::sleep(poll) => {}
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
         }
+        if *stop.borrow() {
+            break;
+        }
         let leader = state.leader.load(Ordering::Acquire);
         let tick = last_tick.elapsed() >= Duration::from_secs(1);
         if tick {
