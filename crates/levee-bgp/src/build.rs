@@ -113,29 +113,33 @@ fn spec_of(m: &Match) -> FlowSpec {
     }
 }
 
-/// The attacked address of an incident: the packet view's victim, else the
-/// target when it is an address (server-side incidents name prefixes or
-/// addresses), else nothing (an interface name says nothing routable).
-pub fn victim(inc: &IncidentView) -> Option<IpAddr> {
-    inc.victim.or_else(|| {
-        inc.target.parse::<IpAddr>().ok().or_else(|| {
-            inc.target
-                .parse::<IpNet>()
-                .ok()
-                .filter(|n| n.prefix_len() == n.max_prefix_len())
-                .map(|n| n.addr())
-        })
+/// What an incident attacks, as a prefix: the packet view's victim (a
+/// host route), else the target when it is an address or a prefix (flow
+/// mode's prefix incidents: carpet bombing across a /24), else nothing
+/// (an interface name says nothing routable).
+pub fn target(inc: &IncidentView) -> Option<IpNet> {
+    inc.victim.map(IpNet::from).or_else(|| {
+        inc.target
+            .parse::<IpAddr>()
+            .ok()
+            .map(IpNet::from)
+            .or_else(|| inc.target.parse::<IpNet>().ok().map(|n| n.trunc()))
     })
 }
 
-/// FlowSpec rules with `actions` for an incident on `dst`.
-pub fn flow_rules(inc: &IncidentView, dst: IpAddr, actions: &[Action]) -> Vec<FlowRule> {
+/// FlowSpec rules with `actions` for an incident on `dst` (a host or a
+/// whole attacked prefix: the rule's destination component is `dst`).
+pub fn flow_rules(inc: &IncidentView, dst: IpNet, actions: &[Action]) -> Vec<FlowRule> {
     let metrics: Vec<&str> = inc.metrics.iter().map(String::as_str).collect();
     let mut out: Vec<FlowRule> = Vec::new();
-    for m in
-        levee_mitigate::matcher::for_incident(inc.fingerprint.as_ref(), inc.family, &metrics, dst)
-    {
-        for spec in from_match(&m) {
+    for m in levee_mitigate::matcher::for_incident(
+        inc.fingerprint.as_ref(),
+        inc.family,
+        &metrics,
+        dst.addr(),
+    ) {
+        for mut spec in from_match(&m) {
+            spec.dst = Some(FlowPrefix::new(dst));
             let r = FlowRule {
                 spec,
                 actions: actions.to_vec(),

@@ -175,8 +175,11 @@ pub struct SpeakerConfig {
     pub birdc: PathBuf,
     pub bird_socket: Option<PathBuf>,
     pub bird_dir: PathBuf,
-    /// FRR: `vtysh` and the local AS of `router bgp`.
+    /// FRR: `vtysh`, the directory of the daemons' vty sockets (vtysh's
+    /// `--vty_socket`; default FRR's own, `/var/run/frr`) and the local AS
+    /// of `router bgp`.
     pub vtysh: PathBuf,
+    pub frr_vty_socket: Option<PathBuf>,
     pub frr_asn: Option<u32>,
     /// Run the speaker's CLI inside this network namespace (`ip netns exec`).
     pub netns: Option<String>,
@@ -193,6 +196,7 @@ impl Default for SpeakerConfig {
             bird_socket: None,
             bird_dir: "/etc/bird/levee".into(),
             vtysh: "vtysh".into(),
+            frr_vty_socket: None,
             frr_asn: None,
             netns: None,
         }

@@ -112,6 +112,7 @@ pub fn speaker(cfg: &BgpConfig) -> Result<Box<dyn Speaker>, SpeakerError> {
         SpeakerKind::Frr => Box::new(Frr::new(
             runner(cfg),
             &s.vtysh.display().to_string(),
+            s.frr_vty_socket.as_deref(),
             s.frr_asn.unwrap_or(cfg.origin_as),
         )),
     })

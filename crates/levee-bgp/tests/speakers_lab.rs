@@ -1,15 +1,19 @@
-//! ExaBGP and BIRD 2 as Levee's speaker, each in the lab's victim
+//! ExaBGP, BIRD 2 and FRR as Levee's speaker, each in the lab's victim
 //! namespace peering with an edge gobgpd in the attacker namespace: the
 //! engine's FlowSpec (IPv4 and IPv6) and RTBH announcements reach the edge
-//! RIB through the real daemon and are withdrawn on resolve.
+//! RIB through the real daemon and are withdrawn on resolve. FRR, which
+//! cannot originate FlowSpec, carries the RTBH route and refuses the
+//! FlowSpec rule with an event saying why.
 
 use ipnet::IpNet;
 use levee_bgp::config::BgpConfig;
 use levee_bgp::engine::BgpEngine;
 use levee_bgp::rpki::{Roa, RoaSet};
-use levee_bgp::speaker::{bird, exabgp, Speaker};
+use levee_bgp::speaker::{bird, exabgp, frr, Speaker};
 use levee_bgp::testing::{incident, resolved};
-use levee_lab::bgp::{Bird, ExaBgpd, GoBgpd, BGP_TOOLS, BIRD_TOOLS, EXABGP_TOOLS};
+use levee_lab::bgp::{
+    Bird, ExaBgpd, Frr, GoBgpd, BGP_TOOLS, BIRD_TOOLS, EDGE_AS, EXABGP_TOOLS, FRR_TOOLS, LEVEE_AS,
+};
 use levee_lab::{require_lab_with, Lab};
 use levee_mitigate::runner::SystemRunner;
 use levee_model::EventBody;
@@ -165,5 +169,77 @@ fn bird_speaker_to_edge_router() {
     edge.wait_established(vic, T).unwrap();
     let mut engine = engine(&lab, Box::new(speaker));
     exercise(&lab, &mut edge, &mut engine, true);
+    d.check().unwrap();
+}
+
+#[test]
+fn frr_speaker_rtbh_to_edge_router() {
+    let mut need = BGP_TOOLS.to_vec();
+    need.extend_from_slice(FRR_TOOLS);
+    if require_lab_with(&need).is_some() {
+        return;
+    }
+    let lab = Lab::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (vic, att) = (IpAddr::V4(lab.victim_ip()), IpAddr::V4(lab.attacker_ip()));
+    let mut edge = GoBgpd::edge(&lab, dir.path(), 50095).unwrap();
+    let mut d = Frr::start(lab.victim_ns(), (vic, LEVEE_AS), (att, EDGE_AS)).unwrap();
+    if let Err(e) = edge.wait_established(vic, T) {
+        panic!("{e}\nfrr: {:?}", d.check());
+    }
+    let speaker = frr::Frr::new(
+        Box::new(SystemRunner::new()),
+        "vtysh",
+        Some(d.vty_dir()),
+        LEVEE_AS,
+    );
+    let mut engine = engine(&lab, Box::new(speaker));
+    // 3 Gb/s: level 3, FlowSpec discard plus RTBH.
+    let evs = engine.on_event(
+        &EventBody::IncidentStarted(incident("v4", vic, 3e9, "dns_amplification")),
+        1_000,
+    );
+    let refused: Vec<&String> = evs
+        .iter()
+        .filter_map(|e| match e {
+            EventBody::MitigationFailed { error, .. } => Some(error),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !refused.is_empty()
+            && refused
+                .iter()
+                .all(|e| e.contains("FRR cannot originate BGP FlowSpec")),
+        "the FlowSpec rules are refused, the RTBH route is not: {evs:?}"
+    );
+    let route = format!("{vic}/32");
+    let rib = edge.wait_rib("ipv4", T, |r| r.contains(&route)).unwrap();
+    let line = rib.lines().find(|l| l.contains(&route)).unwrap();
+    assert!(
+        // gobgp names 65535:666 (RFC 7999 BLACKHOLE) `blackhole`.
+        line.contains("{Communities: blackhole"),
+        "the RTBH route carries the BLACKHOLE community: {line}"
+    );
+    assert!(
+        d.show(&format!("show bgp ipv4 unicast {route}"))
+            .unwrap()
+            .contains("tag 666"),
+        "FRR originated it from the tagged static route"
+    );
+    if let Some(v6) = lab.victim_ip6().map(IpAddr::V6) {
+        engine.on_event(
+            &EventBody::IncidentStarted(incident("v6", v6, 3e9, "dns_amplification")),
+            2_000,
+        );
+        let r6 = format!("{v6}/128");
+        let rib = edge.wait_rib("ipv6", T, |r| r.contains(&r6)).unwrap();
+        assert!(rib.contains("{Communities: blackhole"), "{rib}");
+        ok(&engine.on_event(&resolved("v6", v6, "dns_amplification"), 2_500));
+        edge.wait_rib("ipv6", T, |r| !r.contains(&r6)).unwrap();
+    }
+    ok(&engine.on_event(&resolved("v4", vic, "dns_amplification"), 3_000));
+    edge.wait_rib("ipv4", T, |r| !r.contains(&route)).unwrap();
+    assert!(!d.show("show running-config").unwrap().contains(&route));
     d.check().unwrap();
 }

@@ -370,3 +370,104 @@ impl Bird {
         }
     }
 }
+
+/// FRR's daemons for the lab: (command, Debian package).
+pub const FRR_TOOLS: &[(&str, &str)] = &[("vtysh", "frr")];
+
+/// Where Debian's `frr` package puts its daemons (not on PATH).
+const FRR_DAEMONS: &str = "/usr/lib/frr";
+
+/// FRR (zebra, staticd, bgpd) in a namespace, peering with one neighbor.
+/// The daemons drop to the `frr` user, so their config, pid files and vty
+/// sockets live in a directory of their own that user can write
+/// (`vty_dir`, removed on drop); `vtysh --vty_socket <vty_dir>` reaches
+/// this instance and no other.
+pub struct Frr {
+    children: Vec<GroupChild>,
+    dir: tempfile::TempDir,
+}
+
+impl Frr {
+    /// Starts the daemons with `router bgp <local.1>` peering with `peer`
+    /// for IPv4 and IPv6 unicast (no outbound policy required, as on a
+    /// lab edge).
+    pub fn start(ns: &str, local: (IpAddr, u32), peer: (IpAddr, u32)) -> Result<Frr> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("levee-frr-")
+            .tempdir()
+            .map_err(|e| LabError::io("create", Path::new("/tmp/levee-frr-*"), e))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .map_err(|e| LabError::io("chmod", dir.path(), e))?;
+        let (pip, pas) = peer;
+        write(
+            &dir.path().join("bgpd.conf"),
+            &format!(
+                "router bgp {}\n bgp router-id {}\n no bgp ebgp-requires-policy\n neighbor {pip} remote-as {pas}\n neighbor {pip} timers connect 1\n \
+                 address-family ipv6 unicast\n  neighbor {pip} activate\n exit-address-family\n",
+                local.1, local.0
+            ),
+        )?;
+        let mut children = Vec::new();
+        for d in ["zebra", "staticd", "bgpd"] {
+            let conf = dir.path().join(format!("{d}.conf"));
+            if !conf.exists() {
+                write(&conf, "")?;
+            }
+            let mut c = Command::new(tool("ip"));
+            c.args(["netns", "exec", ns])
+                .arg(Path::new(FRR_DAEMONS).join(d))
+                .arg("-f")
+                .arg(&conf)
+                .arg("-i")
+                .arg(dir.path().join(format!("{d}.pid")))
+                .arg("-z")
+                .arg(dir.path().join("zserv.api"))
+                .arg("--vty_socket")
+                .arg(dir.path())
+                .arg("--log")
+                .arg(format!(
+                    "file:{}",
+                    dir.path().join(format!("{d}.log")).display()
+                ));
+            if d == "bgpd" {
+                c.args(["-p", "179", "-l", &local.0.to_string()]);
+            }
+            children.push(GroupChild::spawn(c)?);
+            let sock = dir.path().join(format!("{d}.vty"));
+            if wait_until(Duration::from_secs(10), || sock.exists().then_some(())).is_none() {
+                let last = children.last_mut().expect("just pushed");
+                return Err(match last.try_status() {
+                    Some(s) => last.exit_error(s),
+                    None => LabError::Other(format!("FRR {d} in {ns}: no vty socket after 10 s")),
+                });
+            }
+        }
+        Ok(Frr { children, dir })
+    }
+
+    /// The directory to give `vtysh --vty_socket`.
+    pub fn vty_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `vtysh -c command` against this instance; stdout.
+    pub fn show(&self, command: &str) -> Result<String> {
+        let mut c = Command::new(tool("vtysh"));
+        c.arg("--vty_socket")
+            .arg(self.dir.path())
+            .args(["-c", command]);
+        let out = run(&mut c)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// An error if a daemon has exited.
+    pub fn check(&mut self) -> Result<()> {
+        for c in &mut self.children {
+            if let Some(s) = c.try_status() {
+                return Err(c.exit_error(s));
+            }
+        }
+        Ok(())
+    }
+}

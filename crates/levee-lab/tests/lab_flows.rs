@@ -10,17 +10,22 @@
 //! - carpet bombing: UDP to random addresses of a /24 routed to the victim
 //!   (each IP near its floors, which bunched exports push it over now and
 //!   then) must be one incident on the prefix, with no per-IP incidents;
+//! - the same carpet bombing escalated to BGP: the agent's gobgpd
+//!   speaker announces a FlowSpec rule for the whole /24 to an edge gobgpd,
+//!   withdrawn when the incident resolves;
 //! - mirror mode on the victim's veth, with on-node mitigation (nftables in
 //!   the victim namespace) of the per-IP incident.
 //!
 //! Needs root, iproute2, hping3, coreutils, softflowd, pmacct and nftables; without
 //! them the tests skip loudly, except with `CI=true`, where they fail.
 
+use levee_lab::bgp::{GoBgpd, BGP_TOOLS, LEVEE_AS};
 use levee_lab::process::GroupChild;
 use levee_lab::{
     levee_binary, require_lab_with, AgentOptions, AgentProcess, FloodKind, FloodOptions, Lab, Ns,
     ReceivedEvent,
 };
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -244,6 +249,74 @@ fn carpet_bombing_a_slash_24_is_one_prefix_incident() {
         per_ip.is_empty(),
         "IP incidents for a thin spread: {per_ip:?}"
     );
+    assert!(sf.is_running(), "softflowd died: {}", sf.stderr_text());
+}
+
+/// Flow mode has no packet on the node to drop for a prefix incident; the
+/// network does it: a FlowSpec rule whose destination is the attacked /24
+/// reaches the edge router's RIB and leaves it when the incident resolves.
+#[test]
+fn carpet_bombing_is_filtered_upstream_for_the_whole_prefix() {
+    let mut tools = vec![("softflowd", "softflowd")];
+    tools.extend_from_slice(BGP_TOOLS);
+    let bgp = tempfile::tempdir().unwrap();
+    let roas = bgp.path().join("roas.json");
+    std::fs::write(
+        &roas,
+        r#"{"roas":[{"prefix":"198.18.0.0/15","maxLength":24,"asn":"AS64500","ta":"lab"}]}"#,
+    )
+    .unwrap();
+    let Some(mut run) = Run::start(&tools, "flow", |lab| {
+        format!(
+            "{}[bgp]\nenabled = true\norigin_as = {LEVEE_AS}\nprefixes = [\"{CARPET_NET}\"]\nttl = \"60s\"\n\
+             [bgp.thresholds]\nrate_limit = \"1Mbps\"\ndiscard = \"2Mbps\"\nrtbh = \"10Gbps\"\ndivert = \"20Gbps\"\n\
+             [bgp.rpki]\nroa_file = \"{}\"\n\
+             [bgp.speaker]\nkind = \"gobgp\"\ngobgp_api = \"127.0.0.1:50074\"\n",
+            flow_config(lab, CARPET_NET),
+            roas.display()
+        )
+    }) else {
+        return;
+    };
+    let vic = IpAddr::V4(run.lab.victim_ip());
+    let mut edge = GoBgpd::edge(&run.lab, bgp.path(), 50073).unwrap();
+    let _speaker = GoBgpd::levee_speaker(&run.lab, bgp.path(), 50074).unwrap();
+    edge.wait_established(vic, Duration::from_secs(30)).unwrap();
+    run.lab
+        .exec_in(
+            Ns::Attacker,
+            &["ip", "route", "add", CARPET_NET, "via", &vic.to_string()],
+        )
+        .unwrap_or_else(|e| panic!("route: {e}"));
+    let mut sf = softflowd(&run.lab, run.work.path(), "9");
+    std::thread::sleep(Duration::from_secs(1));
+    let mut opts = FloodOptions::new(FloodKind::Udp, FLOOD);
+    opts.rand_dest = Some("198.18.0.x".into());
+    let mut flood = run.lab.flood_with(&opts).unwrap();
+    let want = format!("[destination: {CARPET_NET}]");
+    let rib = edge.wait_rib("ipv4-flowspec", FLOOD, |r| r.contains(&want));
+    flood.stop();
+    let rib = rib.unwrap_or_else(|e| {
+        panic!(
+            "no FlowSpec rule for {CARPET_NET} in the edge RIB: {e}\n{}",
+            run.agent.diagnostics()
+        )
+    });
+    assert!(rib.contains("==udp"), "{rib}");
+    let applied = run
+        .agent
+        .wait_for(Duration::ZERO, |e| {
+            e.kind() == "mitigation_applied" && e.str("executor") == Some("gobgp")
+        })
+        .unwrap_or_else(|| panic!("no gobgp mitigation_applied\n{}", run.agent.diagnostics()));
+    assert_eq!(applied.str("target"), Some(CARPET_NET), "{}", applied.value);
+    run.agent
+        .wait_for(Duration::from_secs(30), |e| e.kind() == "incident_resolved")
+        .unwrap_or_else(|| panic!("no incident_resolved\n{}", run.agent.diagnostics()));
+    edge.wait_rib("ipv4-flowspec", Duration::from_secs(5), |r| {
+        !r.contains(&want)
+    })
+    .unwrap_or_else(|e| panic!("the /24 rule stayed after the incident resolved: {e}"));
     assert!(sf.is_running(), "softflowd died: {}", sf.stderr_text());
 }
 

@@ -190,9 +190,9 @@ fn incident_rules(a: &BuildArgs, id: &str) -> anyhow::Result<Vec<Rule>> {
         bail!("no incident {id} in {}", path.display());
     };
     let view = IncidentView::from_info(&info);
-    let Some(victim) = levee_bgp::build::victim(&view) else {
+    let Some(victim) = levee_bgp::build::target(&view) else {
         bail!(
-            "incident {id} on {} names no attacked address (no packet view); use --dst",
+            "incident {id} on {} names no attacked address or prefix (no packet view); use --dst",
             info.target
         );
     };

@@ -299,8 +299,9 @@ impl BgpEngine {
         }
     }
 
-    /// The rules level `to` wants for an incident on `victim`.
-    fn desired(&self, view: &IncidentView, victim: IpAddr, to: Level) -> Vec<(Level, Rule)> {
+    /// The rules level `to` wants for an incident on `victim` (a host
+    /// route, or a prefix for flow mode's prefix incidents).
+    fn desired(&self, view: &IncidentView, victim: IpNet, to: Level) -> Vec<(Level, Rule)> {
         let action = if to == Level::RateLimit {
             Action::RateLimit(self.cfg.rate_limit_bytes())
         } else {
@@ -325,7 +326,7 @@ impl BgpEngine {
                     .copied()
                     .filter(|c| *c != BLACKHOLE),
             );
-            let next_hop = if victim.is_ipv4() {
+            let next_hop = if victim.addr().is_ipv4() {
                 self.cfg
                     .rtbh
                     .next_hop
@@ -339,19 +340,20 @@ impl BgpEngine {
             out.push((
                 Level::Rtbh,
                 Rule::Rtbh(Rtbh {
-                    prefix: IpNet::from(victim),
+                    prefix: victim,
                     next_hop,
                     communities,
                 }),
             ));
         }
         if to >= Level::Divert {
-            let len = if victim.is_ipv4() {
+            let len = if victim.addr().is_ipv4() {
                 self.cfg.divert_len_v4
             } else {
                 self.cfg.divert_len_v6
             };
-            if let Ok(p) = IpNet::new(victim, len) {
+            // A prefix wider than the diversion length is diverted whole.
+            if let Ok(p) = IpNet::new(victim.addr(), len.min(victim.prefix_len())) {
                 out.push((Level::Divert, Rule::Divert(Diversion { prefix: p.trunc() })));
             }
         }
@@ -408,7 +410,7 @@ impl BgpEngine {
     fn escalate(&mut self, id: &str, to: Level, now: i64) -> Vec<EventBody> {
         let mut out = Vec::new();
         let view = self.incidents[id].view.clone();
-        let Some(victim) = build::victim(&view) else {
+        let Some(victim) = build::target(&view) else {
             let info = MitigationInfo {
                 mitigation_id: String::new(),
                 incident_id: view.id.clone(),

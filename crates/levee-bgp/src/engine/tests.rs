@@ -391,3 +391,55 @@ fn retune_changes_the_level_the_next_rate_reaches() {
     assert!(rec.live().is_empty());
     assert_eq!(e.incidents().count(), 0);
 }
+
+/// Flow mode's prefix incidents (carpet bombing across a /24): the
+/// FlowSpec destination is the whole prefix, level 4 diverts that prefix,
+/// and a prefix reaching outside the tenant's is refused.
+#[test]
+fn prefix_incident_filters_the_whole_prefix() {
+    let rec = Recorder::default();
+    let mut e = engine(&rec);
+    let carpet = |target: &str, bps| {
+        let mut i = incident("carpet", "", bps);
+        i.target = target.into();
+        i.details.victim = None;
+        i.family = Some("udp_flood".into());
+        EventBody::IncidentStarted(i)
+    };
+    let evs = e.on_event(&carpet("203.0.113.0/24", 700.0 * M), 0);
+    assert!(kinds(&evs).contains(&"mitigation_applied"), "{evs:?}");
+    let live = rec.live();
+    assert!(
+        live.iter().all(|r| matches!(r,
+            Rule::Flow(f) if f.spec.dst.map(|d| d.net.to_string()) == Some("203.0.113.0/24".into()))),
+        "{live:?}"
+    );
+    let evs = e.on_event(&carpet("203.0.113.0/24", 6000.0 * M), 1000);
+    assert!(!kinds(&evs).contains(&"mitigation_failed"), "{evs:?}");
+    assert!(e
+        .live()
+        .any(|l| matches!(&l.rule, Rule::Divert(d) if d.prefix.to_string() == "203.0.113.0/24")));
+    assert!(e
+        .live()
+        .any(|l| matches!(&l.rule, Rule::Rtbh(r) if r.prefix.to_string() == "203.0.113.0/24")));
+    // A /16 is wider than the tenant's /24s: refused, nothing announced.
+    let rec2 = Recorder::default();
+    let mut e2 = engine(&rec2);
+    let mut wide = carpet("203.0.0.0/16", 700.0 * M);
+    if let EventBody::IncidentStarted(i) = &mut wide {
+        i.incident_id = "wide".into();
+    }
+    let evs = e2.on_event(&wide, 0);
+    let failed: Vec<&String> = evs
+        .iter()
+        .filter_map(|e| match e {
+            EventBody::MitigationFailed { error, .. } => Some(error),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !failed.is_empty() && failed.iter().all(|f| f.contains("203.0.0.0/16")),
+        "{evs:?}"
+    );
+    assert!(rec2.live().is_empty());
+}

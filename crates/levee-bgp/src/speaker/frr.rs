@@ -9,6 +9,7 @@ use crate::render::Op;
 use crate::rule::{Community, Rule};
 use levee_mitigate::runner::{Cmd, CommandRunner};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 /// The route tag marking Levee's black hole routes.
 pub const TAG: u32 = 666;
@@ -16,12 +17,17 @@ pub const TAG: u32 = 666;
 pub struct Frr {
     runner: Box<dyn CommandRunner>,
     vtysh: String,
+    vty_socket: Option<PathBuf>,
     asn: u32,
     set_up: bool,
 }
 
-fn vtysh(program: &str, lines: &[String]) -> Cmd {
+fn vtysh(program: &str, vty_socket: Option<&Path>, lines: &[String]) -> Cmd {
     let mut args: Vec<String> = Vec::new();
+    if let Some(dir) = vty_socket {
+        args.push("--vty_socket".into());
+        args.push(dir.display().to_string());
+    }
     for l in lines {
         args.push("-c".into());
         args.push(l.clone());
@@ -30,10 +36,18 @@ fn vtysh(program: &str, lines: &[String]) -> Cmd {
 }
 
 impl Frr {
-    pub fn new(runner: Box<dyn CommandRunner>, vtysh: &str, asn: u32) -> Frr {
+    /// `vty_socket`: the daemons' vty socket directory when it is not
+    /// FRR's default (several FRR instances on one host).
+    pub fn new(
+        runner: Box<dyn CommandRunner>,
+        vtysh: &str,
+        vty_socket: Option<&Path>,
+        asn: u32,
+    ) -> Frr {
         Frr {
             runner,
             vtysh: vtysh.to_string(),
+            vty_socket: vty_socket.map(Path::to_path_buf),
             asn,
             set_up: false,
         }
@@ -109,7 +123,9 @@ impl Frr {
     }
 
     fn check(&mut self, lines: &[String]) -> Result<(), SpeakerError> {
-        let out = self.runner.check(&vtysh(&self.vtysh, lines))?;
+        let out = self
+            .runner
+            .check(&vtysh(&self.vtysh, self.vty_socket.as_deref(), lines))?;
         // vtysh exits 0 on some command errors but prints them.
         let t = out.stdout.trim();
         if t.contains("% ") {
@@ -127,7 +143,12 @@ impl Speaker for Frr {
         "frr"
     }
     fn render(&self, rule: &Rule, op: Op) -> Result<String, SpeakerError> {
-        Ok(vtysh(&self.vtysh, &self.lines(rule, op)?).line())
+        Ok(vtysh(
+            &self.vtysh,
+            self.vty_socket.as_deref(),
+            &self.lines(rule, op)?,
+        )
+        .line())
     }
     fn announce(&mut self, rule: &Rule) -> Result<(), SpeakerError> {
         self.run(rule, Op::Announce)
@@ -145,7 +166,7 @@ mod tests {
     #[test]
     fn rtbh_only() {
         let r = ScriptedRunner::new();
-        let mut f = Frr::new(Box::new(r.clone()), "vtysh", 64500);
+        let mut f = Frr::new(Box::new(r.clone()), "vtysh", None, 64500);
         let e = f
             .announce(&crate::render::tests::syn_rule())
             .unwrap_err()
