@@ -17,8 +17,7 @@ use levee_bgp::rpki::{Roa, RoaSet};
 use levee_bgp::speaker::gobgp::GoBgp;
 use levee_bgp::testing::{incident, resolved};
 use levee_lab::bgp::{GoBgpd, BGP_TOOLS};
-use levee_lab::report::{num, results_table, Row};
-use levee_lab::stats::summarize;
+use levee_lab::report::{ms_summary, results_table, Row};
 use levee_lab::{require_lab_with, Lab};
 use levee_mitigate::runner::SystemRunner;
 use levee_model::EventBody;
@@ -84,36 +83,26 @@ fn main() {
         until(&mut edge, false, &needle);
         down.push(t1.elapsed().as_secs_f64() * 1000.0);
     }
-    let fmt = |v: &[f64]| {
-        let s = summarize(v).unwrap();
-        format!(
-            "p50 {} / p95 {} / max {} (n={})",
-            num(Some(s.p50), 1, " ms"),
-            num(Some(s.p95), 1, " ms"),
-            num(Some(s.max), 1, " ms"),
-            s.n
-        )
-    };
     let peer = "replaced product: < 2 s (its promise; not measured here)";
     let rows = vec![
         Row::new(
             "incident_started -> FlowSpec route in the edge router's RIB",
             "BgpEngine::on_event -> gobgp CLI -> Levee's gobgpd -> eBGP -> edge gobgpd; edge RIB polled with `gobgp global rib`",
-            fmt(&up),
+            ms_summary(&up),
             "<= 500 ms p95",
             peer.into(),
         ),
         Row::new(
             "incident_resolved -> route gone from the edge RIB",
             "same path, withdraw",
-            fmt(&down),
+            ms_summary(&down),
             "<= 500 ms p95",
             peer.into(),
         ),
         Row::new(
             "engine call (plan, safety, announce via the gobgp CLI)",
             "BgpEngine::on_event wall time",
-            fmt(&call),
+            ms_summary(&call),
             "-",
             "-".into(),
         ),

@@ -15,8 +15,7 @@
 
 use levee_lab::bgp::{GoBgpd, BGP_TOOLS};
 use levee_lab::lab::Ns;
-use levee_lab::report::{num, results_table, Row};
-use levee_lab::stats::summarize;
+use levee_lab::report::{ms_summary, results_table, Row};
 use levee_lab::{incident_event, levee_binary, require_lab_with, Lab, ServerProcess, SERVER_TOOLS};
 use serde_json::json;
 use std::net::IpAddr;
@@ -106,36 +105,26 @@ fn main() {
             .unwrap();
         down.push(t1.elapsed().as_secs_f64() * 1000.0);
     }
-    let fmt = |v: &[f64]| {
-        let s = summarize(v).unwrap();
-        format!(
-            "p50 {} / p95 {} / max {} (n={})",
-            num(Some(s.p50), 1, " ms"),
-            num(Some(s.p95), 1, " ms"),
-            num(Some(s.max), 1, " ms"),
-            s.n
-        )
-    };
     let peer = "replaced product: < 2 s (its promise; not measured here)";
     let rows = vec![
         Row::new(
             "agent's incident_started POSTed to levee server -> FlowSpec route in the edge router's RIB",
             "curl POST /api/v1/agent/events (agent key) -> events table -> leader's engine (100 ms poll) -> gobgp CLI -> Levee's gobgpd -> eBGP -> edge gobgpd; edge RIB polled with `gobgp global rib`",
-            fmt(&up),
+            ms_summary(&up),
             "<= 500 ms p95",
             peer.into(),
         ),
         Row::new(
             "agent's incident_resolved POSTed -> route gone from the edge RIB",
             "same path, withdraw",
-            fmt(&down),
+            ms_summary(&down),
             "<= 500 ms p95",
             peer.into(),
         ),
         Row::new(
             "the POST itself (curl start, TLS, ingest)",
             "curl wall time in the server's namespace",
-            fmt(&post),
+            ms_summary(&post),
             "-",
             "-".into(),
         ),

@@ -73,9 +73,34 @@ pub fn num(v: Option<f64>, decimals: usize, unit: &str) -> String {
     }
 }
 
+/// Latencies in milliseconds as `p50 X ms / p95 Y ms / max Z ms (n=N)`,
+/// or `n/a` when there are none.
+pub fn ms_summary(values: &[f64]) -> String {
+    match crate::stats::summarize(values) {
+        Some(s) => format!(
+            "p50 {} / p95 {} / max {} (n={})",
+            num(Some(s.p50), 1, " ms"),
+            num(Some(s.p95), 1, " ms"),
+            num(Some(s.max), 1, " ms"),
+            s.n
+        ),
+        None => "n/a".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ms_summary_reads_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(
+            ms_summary(&v),
+            "p50 50.0 ms / p95 95.0 ms / max 100.0 ms (n=100)"
+        );
+        assert_eq!(ms_summary(&[]), "n/a");
+    }
 
     #[test]
     fn renders_markdown() {
