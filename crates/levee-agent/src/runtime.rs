@@ -813,6 +813,20 @@ mod tests {
         run_with(dir, rates, warmup_s, None)
     }
 
+    /// A fast agent for scripted runs: 100 ms ticks, `warmup_s` of
+    /// baseline, 1 s quiet period, state in `dir`.
+    fn test_config(dir: &std::path::Path, warmup_s: u64) -> AgentConfig {
+        let o = Overrides {
+            tick: Some(Duration::from_millis(100)),
+            baseline_warmup: Some(Duration::from_secs(warmup_s)),
+            quiet_period: Some(Duration::from_secs(1)),
+            state_dir: Some(dir.to_path_buf()),
+            node: Some("t".into()),
+            ..Default::default()
+        };
+        AgentConfig::from_parts(None, None, &o).unwrap()
+    }
+
     fn run_with(
         dir: &std::path::Path,
         rates: Vec<f64>,
@@ -829,15 +843,7 @@ mod tests {
         mitigation: Option<levee_mitigate::MitigationEngine>,
         bgp: Option<levee_bgp::engine::BgpEngine>,
     ) -> Vec<serde_json::Value> {
-        let o = Overrides {
-            tick: Some(Duration::from_millis(100)),
-            baseline_warmup: Some(Duration::from_secs(warmup_s)),
-            quiet_period: Some(Duration::from_secs(1)),
-            state_dir: Some(dir.to_path_buf()),
-            node: Some("t".into()),
-            ..Default::default()
-        };
-        let cfg = AgentConfig::from_parts(None, None, &o).unwrap();
+        let cfg = test_config(dir, warmup_s);
         let n = rates.len() as u64;
         let sink = EventSink::open(&cfg.events_file, None).unwrap();
         let agent = Agent::new(
@@ -1049,15 +1055,7 @@ mod tests {
         script: Vec<(usize, Control)>,
         engine: Option<levee_mitigate::MitigationEngine>,
     ) -> (Vec<serde_json::Value>, Vec<CommandDone>) {
-        let o = Overrides {
-            tick: Some(Duration::from_millis(100)),
-            baseline_warmup: Some(Duration::from_secs(2)),
-            quiet_period: Some(Duration::from_secs(1)),
-            state_dir: Some(dir.to_path_buf()),
-            node: Some("t".into()),
-            ..Default::default()
-        };
-        let cfg = AgentConfig::from_parts(None, None, &o).unwrap();
+        let cfg = test_config(dir, 2);
         let n = rates.len() as u64;
         let sink = EventSink::open(&cfg.events_file, None).unwrap();
         let done = Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -41,9 +41,7 @@ fn main() {
     let lab = Lab::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let vic = IpAddr::V4(lab.victim_ip());
-    let mut edge = GoBgpd::edge(&lab, dir.path(), 50101).unwrap();
-    let _speaker = GoBgpd::levee_speaker(&lab, dir.path(), 50102).unwrap();
-    edge.wait_established(vic, Duration::from_secs(30)).unwrap();
+    let (mut edge, _speaker) = GoBgpd::edge_and_speaker(&lab, dir.path(), 50101, 50102).unwrap();
     let cfg = BgpConfig {
         enabled: true,
         origin_as: 64500,

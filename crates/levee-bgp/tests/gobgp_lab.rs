@@ -47,9 +47,7 @@ fn gobgp_speaker_to_edge_router() {
     let dir = tempfile::tempdir().unwrap();
     let vic = IpAddr::V4(lab.victim_ip());
     let vic6 = lab.victim_ip6().map(IpAddr::V6);
-    let mut edge = GoBgpd::edge(&lab, dir.path(), 50061).unwrap();
-    let _speaker = GoBgpd::levee_speaker(&lab, dir.path(), 50062).unwrap();
-    edge.wait_established(vic, T).unwrap();
+    let (mut edge, _speaker) = GoBgpd::edge_and_speaker(&lab, dir.path(), 50061, 50062).unwrap();
 
     // ROAs over RTR: the lab's 10.213.0.0/16 and fd00::/8 are AS64500's;
     // 10.99.0.0/24 is someone else's.

@@ -6,7 +6,7 @@
 //! empty again, and the BGP audit log verifies. Thresholds are scaled down
 //! so a namespace flood crosses them; the rates are the incident's own.
 
-use levee_lab::bgp::{GoBgpd, BGP_TOOLS};
+use levee_lab::bgp::{write_roas, GoBgpd, BGP_TOOLS, LAB_NET};
 use levee_lab::{require_lab_with, AgentOptions, AgentProcess, FloodKind, FloodOptions, Lab};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -19,16 +19,9 @@ fn agent_escalates_a_flood_into_the_edge_router() {
     let lab = Lab::new().unwrap();
     let work = tempfile::tempdir().unwrap();
     let vic = IpAddr::V4(lab.victim_ip());
-    let mut edge = GoBgpd::edge(&lab, work.path(), 50071).unwrap();
-    let _speaker = GoBgpd::levee_speaker(&lab, work.path(), 50072).unwrap();
-    edge.wait_established(vic, Duration::from_secs(30)).unwrap();
+    let (mut edge, _speaker) = GoBgpd::edge_and_speaker(&lab, work.path(), 50071, 50072).unwrap();
 
-    let roas = work.path().join("roas.json");
-    std::fs::write(
-        &roas,
-        r#"{"roas":[{"prefix":"10.213.0.0/16","maxLength":24,"asn":"AS64500","ta":"lab"}]}"#,
-    )
-    .unwrap();
+    let roas = write_roas(work.path(), LAB_NET).unwrap();
     let net = ipnet::IpNet::new(vic, 24).unwrap().trunc();
     let config = work.path().join("agent.toml");
     std::fs::write(

@@ -13,7 +13,7 @@
 //! `cargo bench -p levee-lab --bench server_bgp_latency [-- N]` (root,
 //! iproute2, gobgpd, curl; skipped loudly without them outside CI).
 
-use levee_lab::bgp::{GoBgpd, BGP_TOOLS};
+use levee_lab::bgp::{write_roas, GoBgpd, BGP_TOOLS, LAB_NET};
 use levee_lab::lab::Ns;
 use levee_lab::report::{ms_summary, results_table, Row};
 use levee_lab::{incident_event, levee_binary, require_lab_with, Lab, ServerProcess, SERVER_TOOLS};
@@ -35,15 +35,8 @@ fn main() {
     let lab = Lab::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let vic = IpAddr::V4(lab.victim_ip());
-    let mut edge = GoBgpd::edge(&lab, dir.path(), 50121).unwrap();
-    let _speaker = GoBgpd::levee_speaker(&lab, dir.path(), 50122).unwrap();
-    edge.wait_established(vic, Duration::from_secs(30)).unwrap();
-    let roas = dir.path().join("roas.json");
-    std::fs::write(
-        &roas,
-        r#"{"roas":[{"prefix":"10.213.0.0/16","maxLength":24,"asn":"AS64500","ta":"lab"}]}"#,
-    )
-    .unwrap();
+    let (mut edge, _speaker) = GoBgpd::edge_and_speaker(&lab, dir.path(), 50121, 50122).unwrap();
+    let roas = write_roas(dir.path(), LAB_NET).unwrap();
     let o = lab.victim_ip().octets();
     let config = dir.path().join("server.toml");
     std::fs::write(

@@ -29,6 +29,23 @@ fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(|e| LabError::io("write", path, e))
 }
 
+/// Writes `dir/roas.json` (rpki-client JSON): one ROA giving `prefix`,
+/// up to /24, to [`LEVEE_AS`]. The lab's default is the lab network
+/// (`10.213.0.0/16`), which holds every victim address.
+pub fn write_roas(dir: &Path, prefix: &str) -> Result<PathBuf> {
+    let path = dir.join("roas.json");
+    write(
+        &path,
+        &format!(
+            r#"{{"roas":[{{"prefix":"{prefix}","maxLength":24,"asn":"AS{LEVEE_AS}","ta":"lab"}}]}}"#
+        ),
+    )?;
+    Ok(path)
+}
+
+/// The lab network: every victim address is inside it.
+pub const LAB_NET: &str = "10.213.0.0/16";
+
 /// Polls `f` every 50 ms until it returns `Some` or `limit` passes.
 pub fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
@@ -84,6 +101,21 @@ impl GoBgpd {
             asn: EDGE_AS,
         };
         GoBgpd::start(lab.victim_ns(), dir, LEVEE_AS, vic, &[peer], api_port)
+    }
+
+    /// The edge router and Levee's gobgpd speaker ([`GoBgpd::edge`],
+    /// [`GoBgpd::levee_speaker`]) with their session established: the
+    /// start of every test that announces through gobgpd.
+    pub fn edge_and_speaker(
+        lab: &crate::Lab,
+        dir: &Path,
+        edge_port: u16,
+        speaker_port: u16,
+    ) -> Result<(GoBgpd, GoBgpd)> {
+        let mut edge = GoBgpd::edge(lab, dir, edge_port)?;
+        let speaker = GoBgpd::levee_speaker(lab, dir, speaker_port)?;
+        edge.wait_established(IpAddr::V4(lab.victim_ip()), Duration::from_secs(30))?;
+        Ok((edge, speaker))
     }
 
     /// Starts gobgpd in `ns` as `asn` with `router_id`, peering with

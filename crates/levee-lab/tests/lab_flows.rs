@@ -19,7 +19,7 @@
 //! Needs root, iproute2, hping3, coreutils, softflowd, pmacct and nftables; without
 //! them the tests skip loudly, except with `CI=true`, where they fail.
 
-use levee_lab::bgp::{GoBgpd, BGP_TOOLS, LEVEE_AS};
+use levee_lab::bgp::{write_roas, GoBgpd, BGP_TOOLS, LEVEE_AS};
 use levee_lab::process::GroupChild;
 use levee_lab::{
     levee_binary, require_lab_with, AgentOptions, AgentProcess, FloodKind, FloodOptions, Lab, Ns,
@@ -260,12 +260,7 @@ fn carpet_bombing_is_filtered_upstream_for_the_whole_prefix() {
     let mut tools = vec![("softflowd", "softflowd")];
     tools.extend_from_slice(BGP_TOOLS);
     let bgp = tempfile::tempdir().unwrap();
-    let roas = bgp.path().join("roas.json");
-    std::fs::write(
-        &roas,
-        r#"{"roas":[{"prefix":"198.18.0.0/15","maxLength":24,"asn":"AS64500","ta":"lab"}]}"#,
-    )
-    .unwrap();
+    let roas = write_roas(bgp.path(), "198.18.0.0/15").unwrap();
     let Some(mut run) = Run::start(&tools, "flow", |lab| {
         format!(
             "{}[bgp]\nenabled = true\norigin_as = {LEVEE_AS}\nprefixes = [\"{CARPET_NET}\"]\nttl = \"60s\"\n\
@@ -279,9 +274,8 @@ fn carpet_bombing_is_filtered_upstream_for_the_whole_prefix() {
         return;
     };
     let vic = IpAddr::V4(run.lab.victim_ip());
-    let mut edge = GoBgpd::edge(&run.lab, bgp.path(), 50073).unwrap();
-    let _speaker = GoBgpd::levee_speaker(&run.lab, bgp.path(), 50074).unwrap();
-    edge.wait_established(vic, Duration::from_secs(30)).unwrap();
+    let (mut edge, _speaker) =
+        GoBgpd::edge_and_speaker(&run.lab, bgp.path(), 50073, 50074).unwrap();
     run.lab
         .exec_in(
             Ns::Attacker,

@@ -11,7 +11,7 @@
 //! prefix is refused with the reason stored as an event; the API refuses
 //! bad tuning naming the field.
 
-use levee_lab::bgp::{GoBgpd, BGP_TOOLS};
+use levee_lab::bgp::{write_roas, GoBgpd, BGP_TOOLS, LAB_NET};
 use levee_lab::lab::Ns;
 use levee_lab::{
     incident_event, levee_binary, require_lab_with, AgentOptions, AgentProcess, FloodKind,
@@ -61,16 +61,9 @@ fn the_server_escalates_a_tenants_incident_into_the_edge_router() {
         .tempdir()
         .unwrap();
     let vic = IpAddr::V4(lab.victim_ip());
-    let mut edge = GoBgpd::edge(&lab, work.path(), 50091).unwrap();
-    let _speaker = GoBgpd::levee_speaker(&lab, work.path(), 50092).unwrap();
-    edge.wait_established(vic, Duration::from_secs(30)).unwrap();
+    let (mut edge, _speaker) = GoBgpd::edge_and_speaker(&lab, work.path(), 50091, 50092).unwrap();
 
-    let roas = work.path().join("roas.json");
-    std::fs::write(
-        &roas,
-        r#"{"roas":[{"prefix":"10.213.0.0/16","maxLength":24,"asn":"AS64500","ta":"lab"}]}"#,
-    )
-    .unwrap();
+    let roas = write_roas(work.path(), LAB_NET).unwrap();
     let o = lab.victim_ip().octets();
     let net = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
     let config = work.path().join("server.toml");

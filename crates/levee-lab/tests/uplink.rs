@@ -66,6 +66,14 @@ impl Ctx {
     }
 
     /// An agent in the victim namespace, enrolled with the server.
+    /// An enrolled agent that has started and learned its baseline.
+    fn ready_agent(&self) -> AgentProcess {
+        let mut agent = self.agent();
+        expect(&mut agent, "agent_started", Duration::from_secs(20));
+        expect(&mut agent, "baseline_ready", Duration::from_secs(30));
+        agent
+    }
+
     fn agent(&self) -> AgentProcess {
         let tok = self.api("POST", "/api/v1/enrollment-tokens", Some(json!({})))["token"]
             .as_str()
@@ -113,9 +121,7 @@ fn expect(agent: &mut AgentProcess, kind: &str, limit: Duration) -> levee_lab::R
 #[test]
 fn an_attack_seen_by_the_agent_arrives_at_the_server() {
     let Some(ctx) = setup() else { return };
-    let mut agent = ctx.agent();
-    expect(&mut agent, "agent_started", Duration::from_secs(20));
-    expect(&mut agent, "baseline_ready", Duration::from_secs(30));
+    let mut agent = ctx.ready_agent();
     let flood = ctx
         .lab
         .flood(FloodKind::Syn, Duration::from_secs(5))
@@ -243,9 +249,7 @@ fn a_server_away_for_60_s_during_an_attack_loses_no_event() {
 #[test]
 fn an_operator_captures_a_pcap_during_an_attack() {
     let Some(ctx) = setup() else { return };
-    let mut agent = ctx.agent();
-    expect(&mut agent, "agent_started", Duration::from_secs(20));
-    expect(&mut agent, "baseline_ready", Duration::from_secs(30));
+    let mut agent = ctx.ready_agent();
     let flood = ctx
         .lab
         .flood(FloodKind::Syn, Duration::from_secs(20))

@@ -301,13 +301,7 @@ fn a_flow_mode_incident_reaches_the_server() {
         "--data-dir",
         data.to_str().unwrap(),
     ]);
-    let fp: Fingerprint = server
-        .wait_line("fingerprint:", Duration::from_secs(30))
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let fp: Fingerprint = server.fingerprint(Duration::from_secs(30));
     let admin = common::last_word(&server.wait_line("admin token", Duration::from_secs(5)));
     let url = format!("https://{listen}");
     let enroll = common::post(

@@ -37,19 +37,8 @@ fn up(dir: &std::path::Path) -> Up {
         "policy-test",
     ]);
     let url = format!("https://127.0.0.1:{port}");
-    let fp: Fingerprint = p
-        .wait_line("fingerprint:", Duration::from_secs(30))
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let token = p
-        .wait_line("admin token:", Duration::from_secs(5))
-        .split_whitespace()
-        .nth(2)
-        .unwrap()
-        .to_string();
+    let fp: Fingerprint = p.fingerprint(Duration::from_secs(30));
+    let token = p.up_admin_token(Duration::from_secs(5));
     p.wait_line("\"event\":\"agent_started\"", Duration::from_secs(15));
     let node = wait_for("the node online", Duration::from_secs(15), || {
         let nodes = get(&format!("{url}/api/v1/nodes"), fp, &token);

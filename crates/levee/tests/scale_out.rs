@@ -72,13 +72,7 @@ fn two_replicas_share_one_database_and_one_leader() {
     .unwrap();
     let (pa, pb) = (free_port(), free_port());
     let mut a = replica(&db, &dir.path().join("a"), &config, pa, None);
-    let fp: Fingerprint = a
-        .wait_line("fingerprint:", Duration::from_secs(30))
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let fp: Fingerprint = a.fingerprint(Duration::from_secs(30));
     let admin = common::last_word(&a.wait_line("admin token", Duration::from_secs(5)));
     // The second replica serves the same certificate (as behind a load balancer).
     let tls = dir.path().join("a/tls");
@@ -89,13 +83,7 @@ fn two_replicas_share_one_database_and_one_leader() {
         pb,
         Some((&tls.join("server.crt"), &tls.join("server.key"))),
     );
-    let fp_b: Fingerprint = b
-        .wait_line("fingerprint:", Duration::from_secs(30))
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let fp_b: Fingerprint = b.fingerprint(Duration::from_secs(30));
     assert_eq!(fp_b, fp);
     let (ua, ub) = (
         format!("https://127.0.0.1:{pa}"),

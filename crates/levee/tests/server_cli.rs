@@ -14,13 +14,7 @@ fn levee_server_prints_its_fingerprint_and_a_working_admin_token_once() {
     let listen = format!("127.0.0.1:{port}");
     let data = dir.path().to_str().unwrap();
     let mut p = Proc::spawn(&["server", "--listen", &listen, "--data-dir", data]);
-    let fp: Fingerprint = p
-        .wait_line("fingerprint:", Duration::from_secs(30))
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let fp: Fingerprint = p.fingerprint(Duration::from_secs(30));
     let token = last_word(&p.wait_line("admin token", Duration::from_secs(5)));
     let url = format!("https://127.0.0.1:{port}");
     let me = get(&format!("{url}/api/v1/me"), fp, &token);
@@ -30,13 +24,7 @@ fn levee_server_prints_its_fingerprint_and_a_working_admin_token_once() {
     assert!(p.interrupt().success());
     // A restart keeps the certificate and does not print a new admin token.
     let mut p = Proc::spawn(&["server", "--listen", &listen, "--data-dir", data]);
-    let again: Fingerprint = p
-        .wait_line("fingerprint:", Duration::from_secs(30))
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let again: Fingerprint = p.fingerprint(Duration::from_secs(30));
     assert_eq!(again, fp);
     assert_eq!(
         get(&format!("{url}/api/v1/me"), fp, &token)["role"],
@@ -92,19 +80,8 @@ fn levee_up_runs_a_server_and_an_enrolled_agent() {
         .unwrap()
         .to_string();
     assert_eq!(url, format!("https://127.0.0.1:{port}"));
-    let fp: Fingerprint = p
-        .wait_line("fingerprint:", Duration::from_secs(5))
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let token = p
-        .wait_line("admin token:", Duration::from_secs(5))
-        .split_whitespace()
-        .nth(2)
-        .unwrap()
-        .to_string();
+    let fp: Fingerprint = p.fingerprint(Duration::from_secs(5));
+    let token = p.up_admin_token(Duration::from_secs(5));
     p.wait_line("\"event\":\"agent_started\"", Duration::from_secs(15));
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -128,12 +105,7 @@ fn levee_up_runs_a_server_and_an_enrolled_agent() {
     assert!(p.interrupt().success());
     // Second run: already enrolled, same node, a fresh admin token that works.
     let mut p = Proc::spawn(&args);
-    let token2 = p
-        .wait_line("admin token:", Duration::from_secs(30))
-        .split_whitespace()
-        .nth(2)
-        .unwrap()
-        .to_string();
+    let token2 = p.up_admin_token(Duration::from_secs(30));
     assert_ne!(token2, token);
     p.wait_line("\"event\":\"agent_started\"", Duration::from_secs(15));
     let nodes = get(&format!("{url}/api/v1/nodes"), fp, &token2);

@@ -46,6 +46,26 @@ impl Proc {
         }
     }
 
+    /// The certificate fingerprint `levee server` / `levee up` prints
+    /// (`fingerprint: <hex>`).
+    pub fn fingerprint(&mut self, limit: Duration) -> Fingerprint {
+        self.wait_line("fingerprint:", limit)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The admin token in `levee up`'s banner (`admin token:  <token>  (valid ...)`).
+    pub fn up_admin_token(&mut self, limit: Duration) -> String {
+        self.wait_line("admin token:", limit)
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .to_string()
+    }
+
     /// The first line containing `needle` (within `limit`).
     pub fn wait_line(&mut self, needle: &str, limit: Duration) -> String {
         if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
